@@ -1,0 +1,233 @@
+"""facelab.nn: the selective scan (ours vs the sequential reference, and vs mamba-ssm on CUDA)
+and the cross-scan orders.
+
+Tolerances (stated once, used below):
+* fp32, ours vs the reference: forward rtol 1e-4 / atol 1e-5; gradients rtol 1e-3 / atol 1e-4
+  (the chunked form sums in a different order, and the gradients go through exp(+-e) factors).
+* bf16 inputs: both compute in fp32 and round the output to bf16 once, so they may differ by a
+  bf16 rounding step: rtol 2e-2 / atol 2e-2; gradients (bf16 too) rtol 5e-2 / atol 5e-2.
+* CUDA, ours vs mamba-ssm's kernel: fp32 max abs err <= 1e-3 (forward) / rtol 1e-3, atol 1e-3
+  (gradients); bf16 rtol 3e-2 / atol 5e-2.
+"""
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from facelab.nn import scan as scan_mod
+from facelab.nn import scan_orders, selective_scan, selective_scan_reference
+
+FP32_FWD = dict(rtol=1e-4, atol=1e-5)
+FP32_GRAD = dict(rtol=1e-3, atol=1e-4)
+BF16_FWD = dict(rtol=2e-2, atol=2e-2)
+BF16_GRAD = dict(rtol=5e-2, atol=5e-2)
+
+
+def make_inputs(batch=2, d=6, length=37, n=4, bc="varying", groups=2, with_D=True, with_z=True,
+                with_bias=True, dtype=torch.float32, device="cpu", seed=0, delta_scale=1.0):
+    """Inputs in Mamba's usual ranges: A = -exp(A_log) with |A| in [1, 16], delta ~ 0.01-0.5."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rnd(*shape):
+        return torch.randn(*shape, generator=g)
+    u = rnd(batch, d, length)
+    delta = (rnd(batch, d, length) * 0.5 - 1.5) * delta_scale
+    A = -torch.exp(torch.rand(d, n, generator=g) * 2.77)
+    shapes = {"invariant": (d, n), "varying": (batch, n, length), "grouped": (batch, groups, n, length)}
+    if bc == "mixed":  # B time-invariant, C input-dependent
+        B, C = rnd(*shapes["invariant"]), rnd(*shapes["varying"])
+    else:
+        B, C = rnd(*shapes[bc]), rnd(*shapes[bc])
+    D = rnd(d) if with_D else None
+    z = rnd(batch, d, length) if with_z else None
+    bias = torch.rand(d, generator=g) * 0.5 if with_bias else None
+    out = dict(u=u.to(dtype), delta=delta.to(dtype), A=A, B=B.to(dtype), C=C.to(dtype),
+               D=D, z=None if z is None else z.to(dtype), delta_bias=bias)
+    return {k: (None if v is None else v.to(device)) for k, v in out.items()}
+
+
+def run(backend, inp, softplus=True, last=False, **kw):
+    return selective_scan(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], inp["D"], inp["z"],
+                          inp["delta_bias"], softplus, last, backend=backend, **kw)
+
+
+# ------------------------------------------------------------------ forward, fp32
+@pytest.mark.parametrize("bc", ["invariant", "varying", "grouped", "mixed"])
+@pytest.mark.parametrize("length", [1, 37, 64, 97])
+def test_forward_matches_reference(bc, length):
+    inp = make_inputs(bc=bc, length=length)
+    ours, h_ours = run("torch", inp, last=True, chunk_size=16)
+    ref, h_ref = run("reference", inp, last=True)
+    assert ours.shape == ref.shape == inp["u"].shape and ours.dtype == torch.float32
+    assert h_ours.shape == h_ref.shape == (2, 6, 4)
+    torch.testing.assert_close(ours, ref, **FP32_FWD)
+    torch.testing.assert_close(h_ours, h_ref, **FP32_FWD)
+
+
+@pytest.mark.parametrize("with_D,with_z,with_bias,softplus", [
+    (False, False, False, False), (True, False, False, True), (False, True, False, True),
+    (False, False, True, False), (True, True, True, True)])
+def test_optional_terms(with_D, with_z, with_bias, softplus):
+    inp = make_inputs(length=45, with_D=with_D, with_z=with_z, with_bias=with_bias)
+    if not softplus:  # raw delta must be positive to be a step size
+        inp["delta"] = inp["delta"].abs() * 0.2
+    torch.testing.assert_close(run("torch", inp, softplus, chunk_size=8),
+                               run("reference", inp, softplus), **FP32_FWD)
+
+
+def test_last_state_is_state_after_final_step():
+    inp = make_inputs(length=29, with_D=False, with_z=False)
+    _, h_full = run("torch", inp, last=True, chunk_size=8)  # 29 = 3 chunks of 8 + a padded one
+    _, h_ref = run("reference", inp, last=True)
+    torch.testing.assert_close(h_full, h_ref, **FP32_FWD)
+    # splitting the sequence: the state after the first 20 steps, carried through the last 9
+    # steps by hand with eq. (2a), gives the same final state
+    first = {k: (v[..., :20] if v is not None and v.dim() == 3 and k != "B" and k != "C" else v)
+             for k, v in inp.items()}
+    first["B"], first["C"] = inp["B"][..., :20], inp["C"][..., :20]
+    _, h = run("torch", first, last=True, chunk_size=8)
+    dt = scan_mod._discretisation_step(inp["delta"], inp["delta_bias"], True)
+    for t in range(20, 29):
+        h = torch.exp(dt[:, :, t, None] * inp["A"]) * h \
+            + (dt[:, :, t] * inp["u"][:, :, t])[:, :, None] * inp["B"][:, None, :, t]
+    torch.testing.assert_close(h_full, h, **FP32_FWD)
+
+
+@pytest.mark.parametrize("chunk", [2, 8, 32, 128])
+def test_chunk_size_does_not_change_the_result(chunk):
+    inp = make_inputs(length=70)
+    torch.testing.assert_close(run("torch", inp, chunk_size=chunk), run("reference", inp), **FP32_FWD)
+
+
+@pytest.mark.parametrize("scale,expected_chunk", [(0.5, 4), (-0.1, 2), (-6.0, 1)])
+def test_large_decays_stay_finite_and_exact(scale, expected_chunk):
+    # delta up to ~18 with |A| up to 16: exponents far beyond float32 range if exponentiated
+    # naively over a chunk of 32; the chunk shrinks (down to the plain recurrence at 1).
+    inp = make_inputs(length=50, delta_scale=scale)
+    dt = scan_mod._discretisation_step(inp["delta"], inp["delta_bias"], True)
+    assert scan_mod._safe_chunk(dt, inp["A"], 32) == expected_chunk
+    ours, h = run("torch", inp, last=True, chunk_size=32)
+    ref, h_ref = run("reference", inp, last=True)
+    assert torch.isfinite(ours).all() and torch.isfinite(h).all()
+    torch.testing.assert_close(ours, ref, **FP32_FWD)
+    torch.testing.assert_close(h, h_ref, **FP32_FWD)
+
+
+def test_safe_chunk_halves_only_when_needed():
+    dt = torch.full((1, 3, 64), 0.05)
+    A = -torch.full((3, 4), 16.0)
+    assert scan_mod._safe_chunk(dt, A, 32) == 32          # 16 * 0.05 * 32 = 25.6 <= 40
+    assert scan_mod._safe_chunk(dt * 4, A, 32) == 8       # 16 * 0.2 * T <= 40 -> T = 8
+    assert scan_mod._safe_chunk(dt * 100, A, 32) == 1     # one step already exceeds the bound
+
+
+# ------------------------------------------------------------------ gradients, fp32
+@pytest.mark.parametrize("bc", ["invariant", "varying", "grouped", "mixed"])
+def test_gradients_match_reference(bc):
+    inp = make_inputs(bc=bc, length=41)
+    names = [k for k, v in inp.items() if v is not None]
+
+    def grads(backend):
+        leaves = {k: (v.clone().requires_grad_(True) if v is not None else None) for k, v in inp.items()}
+        out, h = run(backend, leaves, last=True, chunk_size=16)
+        g = torch.Generator().manual_seed(1)
+        loss = (out * torch.randn(out.shape, generator=g)).sum() + (h * torch.randn(h.shape, generator=g)).sum()
+        return torch.autograd.grad(loss, [leaves[k] for k in names])
+    for name, a, b in zip(names, grads("torch"), grads("reference")):
+        torch.testing.assert_close(a, b, **FP32_GRAD, msg=lambda m: f"d/d{name}: {m}")
+
+
+# ------------------------------------------------------------------ bf16
+@pytest.mark.parametrize("bc", ["varying", "invariant"])
+def test_bf16_matches_reference(bc):
+    inp = make_inputs(bc=bc, length=53, dtype=torch.bfloat16)
+    ours = run("torch", inp, chunk_size=16)
+    ref = run("reference", inp)
+    assert ours.dtype == torch.bfloat16
+    torch.testing.assert_close(ours.float(), ref.float(), **BF16_FWD)
+
+    leaves_o = {k: (v.clone().requires_grad_(True) if v is not None else None) for k, v in inp.items()}
+    leaves_r = {k: (v.clone().requires_grad_(True) if v is not None else None) for k, v in inp.items()}
+    w = torch.randn(ours.shape, generator=torch.Generator().manual_seed(2))
+    (run("torch", leaves_o, chunk_size=16).float() * w).sum().backward()
+    (run("reference", leaves_r).float() * w).sum().backward()
+    for k in ("u", "delta", "B", "C"):
+        torch.testing.assert_close(leaves_o[k].grad.float(), leaves_r[k].grad.float(), **BF16_GRAD)
+
+
+# ------------------------------------------------------------------ dispatch
+def test_dispatch_never_imports_mamba_ssm_on_cpu():
+    had = any(m == "mamba_ssm" or m.startswith("mamba_ssm.") for m in sys.modules)
+    inp = make_inputs(length=20)
+    out_auto = run("auto", inp)
+    torch.testing.assert_close(out_auto, run("torch", inp))
+    if not torch.cuda.is_available():
+        assert not scan_mod.mamba_ssm_available()
+        with pytest.raises(RuntimeError):
+            run("mamba_ssm", inp)
+        if not had:
+            assert not any(m == "mamba_ssm" or m.startswith("mamba_ssm.") for m in sys.modules)
+    with pytest.raises(ValueError):
+        run("cuda-please", inp)
+
+
+def test_reference_backend_is_the_reference():
+    inp = make_inputs(length=12)
+    torch.testing.assert_close(run("reference", inp),
+                               selective_scan_reference(inp["u"], inp["delta"], inp["A"], inp["B"],
+                                                        inp["C"], inp["D"], inp["z"],
+                                                        inp["delta_bias"], True))
+
+
+# ------------------------------------------------------------------ scan orders
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 5), (4, 1), (3, 5), (6, 6)])
+def test_scan_orders_are_permutations_and_invert(h, w):
+    orders = scan_orders(h, w)
+    assert len(orders) == 8
+    x = torch.randn(2, 3, h * w)
+    ident = torch.arange(h * w)
+    for name, (order, inv) in orders.items():
+        assert torch.equal(order.sort().values, ident), name
+        assert torch.equal(order[inv], ident) and torch.equal(inv[order], ident), name
+        assert torch.equal(x[..., order][..., inv], x), name
+        rev_name = name[:-4] if name.endswith("_rev") else name + "_rev"
+        assert torch.equal(orders[rev_name][0], order.flip(0))
+
+
+def test_scan_orders_routes():
+    o = scan_orders(2, 3)  # positions 0 1 2 / 3 4 5
+    assert o["rows"][0].tolist() == [0, 1, 2, 3, 4, 5]
+    assert o["cols"][0].tolist() == [0, 3, 1, 4, 2, 5]
+    assert o["diag"][0].tolist() == [2, 1, 5, 0, 4, 3]
+    assert o["antidiag"][0].tolist() == [0, 1, 3, 2, 4, 5]
+
+
+# ------------------------------------------------------------------ CUDA: ours vs the kernel
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("bc", ["varying", "invariant", "grouped"])
+def test_cuda_matches_mamba_kernel(dtype, bc):
+    if not scan_mod.mamba_ssm_available():
+        pytest.skip("mamba-ssm's kernel is not importable")
+    inp = make_inputs(batch=2, d=64, length=300, n=16, bc=bc, dtype=dtype, device="cuda")
+
+    def fwd_bwd(backend):
+        leaves = {k: (v.clone().requires_grad_(True) if v is not None else None) for k, v in inp.items()}
+        out, h = run(backend, leaves, last=True)
+        w = torch.randn(out.shape, generator=torch.Generator().manual_seed(3)).to(out)
+        (out.float() * w.float()).sum().backward()
+        return out.float(), h.float(), {k: v.grad.float() for k, v in leaves.items() if v is not None}
+    o_ours, h_ours, g_ours = fwd_bwd("torch")
+    o_kern, h_kern, g_kern = fwd_bwd("mamba_ssm")
+    if dtype == torch.float32:
+        assert (o_ours - o_kern).abs().max().item() <= 1e-3
+        torch.testing.assert_close(h_ours, h_kern, rtol=1e-3, atol=1e-3)
+        for k in g_ours:
+            torch.testing.assert_close(g_ours[k], g_kern[k], rtol=1e-3, atol=1e-3, msg=lambda m: f"{k}: {m}")
+    else:
+        torch.testing.assert_close(o_ours, o_kern, rtol=3e-2, atol=5e-2)
+        for k in ("u", "delta", "B", "C", "z"):
+            torch.testing.assert_close(g_ours[k], g_kern[k], rtol=3e-2, atol=5e-2, msg=lambda m: f"{k}: {m}")
