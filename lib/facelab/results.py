@@ -1,0 +1,97 @@
+"""A notebook's results: metrics beside the paper's numbers, checks, and ``metrics.json``.
+
+Every notebook ends with::
+
+    report = Report("05_au_guided_fer", profile=PROFILE, dataset="synth", out_dir=OUT)
+    report.metric("accuracy", acc, paper=0.8895, paper_dataset="RAF-DB")
+    report.check("learned_above_chance", acc > 3 / 7)
+    report.table()      # shown in the notebook: ours | paper | dataset | profile
+    report.save()       # figures/<notebook>/metrics.json (atomic)
+
+The JSON layout is DESIGN.md's: ``{"notebook", "profile", "dataset", "device", "wall_s",
+"metrics", "paper", "paper_dataset", "checks"}``. A smoke profile's numbers are never a
+reproduction; :meth:`Report.table` says so in its caption.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from .cache import atomic_write_bytes
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    try:
+        import torch
+
+        if isinstance(v, torch.Tensor):
+            v = v.item()
+    except ImportError:  # pragma: no cover
+        pass
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+class Report:
+    def __init__(self, notebook: str, *, profile: str, dataset: str, out_dir: str | Path,
+                 device: str | None = None) -> None:
+        self.notebook, self.profile, self.dataset = notebook, profile, dataset
+        self.out_dir = Path(out_dir)
+        if device is None:
+            from .config import device as _device
+
+            device = str(_device())
+        self.device = device
+        self.started = time.time()
+        self.metrics: dict[str, float | None] = {}
+        self.paper: dict[str, float] = {}
+        self.paper_dataset: dict[str, str] = {}
+        self.checks: dict[str, bool] = {}
+
+    def metric(self, name: str, value: Any, *, paper: float | None = None,
+               paper_dataset: str | None = None) -> float | None:
+        v = _num(value)
+        self.metrics[name] = v
+        if paper is not None:
+            self.paper[name] = float(paper)
+            if paper_dataset:
+                self.paper_dataset[name] = paper_dataset
+        return v
+
+    def check(self, name: str, ok: Any) -> bool:
+        self.checks[name] = bool(ok)
+        return self.checks[name]
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"metric": k, "ours": v, "paper": self.paper.get(k), "paper dataset": self.paper_dataset.get(k, ""),
+                 "our dataset": self.dataset, "profile": self.profile} for k, v in self.metrics.items()]
+
+    def table(self):
+        """A pandas table (shown inline in Jupyter) of ours vs the paper's numbers."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.rows()).set_index("metric")
+        note = ("smoke profile: synthetic data and tiny models; a check that the pipeline learns, "
+                "NOT a reproduction of the paper" if self.profile == "smoke" else f"profile {self.profile}")
+        return df.style.format(precision=4, na_rep="-").set_caption(note)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"notebook": self.notebook, "profile": self.profile, "dataset": self.dataset,
+                "device": self.device, "wall_s": round(time.time() - self.started, 2),
+                "metrics": self.metrics, "paper": self.paper, "paper_dataset": self.paper_dataset,
+                "checks": self.checks}
+
+    def save(self) -> Path:
+        path = self.out_dir / "metrics.json"
+        atomic_write_bytes(path, json.dumps(self.to_dict(), indent=2).encode())
+        return path
+
+    def print_checks(self) -> None:
+        """The ``# NBVAL_CHECK_OUTPUT`` cell's body: one ``name: True/False`` line per check."""
+        for k, v in self.checks.items():
+            print(f"{k}: {v}")
