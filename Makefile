@@ -1,0 +1,56 @@
+# facelab: two commands on a fresh machine (`make run`, `make test`); each bootstraps .venv
+# from requirements-lock.txt when it is missing or the lock changed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+LOCK_HASH := $(shell cat requirements-lock.txt pyproject.toml 2>/dev/null | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(LOCK_HASH)
+PYTEST_ARGS ?=
+
+.PHONY: venv assets run test test-unit test-notebooks lab gpu-check bench clean
+
+$(STAMP): requirements-lock.txt pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check setuptools wheel
+	@# Every package is pinned in the lock, so --no-deps: it also keeps facenet-pytorch's stale pins out.
+	$(VPY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-lock.txt
+	$(VPY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(VPY) -m facelab kernel >/dev/null
+	@rm -f $(VENV)/.installed-*; touch $@
+
+venv: $(STAMP)
+
+assets: venv
+	$(VPY) -m facelab assets
+
+## The main job: every notebook in profile auto (smoke on CPU), executed copies in runs/,
+## figures in figures/<notebook>/, the summary in figures/RESULTS.md.
+run: venv
+	-$(VPY) -m facelab assets
+	$(VPY) -m facelab run all --profile auto
+
+## The whole test suite: unit tests, then every notebook under nbval in the smoke profile (fail fast).
+test: venv
+	-$(VPY) -m facelab assets
+	$(VPY) -m facelab nbval-prepare runs/nbval >/dev/null
+	$(VPY) -m pytest -x $(PYTEST_ARGS) tests runs/nbval --nbval-lax --nbval-cell-timeout=600
+
+test-unit: venv
+	$(VPY) -m pytest -x $(PYTEST_ARGS) tests
+
+lab: venv
+	$(VPY) -m jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks
+
+## On a lent GPU machine (see scripts/gpu_check.sh): demo profiles with a time cap + CUDA tests.
+gpu-check:
+	bash scripts/gpu_check.sh
+
+bench: venv
+	$(VPY) bench/run.py
+
+clean:
+	rm -rf runs .pytest_cache bench/results.json
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+	find figures -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+	rm -f figures/RESULTS.md

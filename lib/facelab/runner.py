@@ -1,0 +1,223 @@
+"""Run notebooks with papermill and gather their results into ``figures/RESULTS.md``.
+
+``python -m facelab run 05 --profile smoke -p lam=4`` executes ``notebooks/05_*.ipynb``
+into ``runs/<notebook>/<profile>/``, then stamps the total wall time into the notebook's
+``figures/<notebook>/metrics.json``. ``python -m facelab run all`` runs every notebook,
+keeps going past a failure (papermill leaves its error cell in the executed copy) and says
+which failed.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cache import atomic_write_bytes
+from .config import ConfigError, PROFILE_CHOICES, dataset_root, repo_root, resolve_profile
+
+
+def notebooks_dir() -> Path:
+    return repo_root() / "notebooks"
+
+
+def list_notebooks() -> list[str]:
+    """Names like ``00_tour``, sorted by number."""
+    return sorted(p.stem for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+
+
+def resolve_notebook(ref: str | int) -> str:
+    """``5``, ``"05"``, ``"05_au_guided_fer"`` or ``"au_guided_fer"`` -> ``"05_au_guided_fer"``."""
+    names = list_notebooks()
+    ref = str(ref).strip()
+    if ref.endswith(".ipynb") or ref.endswith(".py"):
+        ref = Path(ref).stem
+    for name in names:
+        num, _, rest = name.partition("_")
+        if ref in (name, rest) or (ref.isdigit() and int(ref) == int(num)):
+            return name
+    raise ConfigError(f"unknown notebook {ref!r}: expected a number or name among {', '.join(names) or '(none)'}")
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``["lam=4", "name=x", "flag=true", "ks=[1,2]"]`` -> typed dict (JSON when it parses)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"parameter {pair!r}: expected key=value")
+        k, v = pair.split("=", 1)
+        if not re.fullmatch(r"[A-Za-z_]\w*", k):
+            raise ConfigError(f"parameter name {k!r}: expected a Python identifier")
+        low = v.strip().lower()
+        if low in ("none", "null"):
+            out[k] = None
+        elif low in ("true", "false"):
+            out[k] = low == "true"
+        else:
+            try:
+                out[k] = json.loads(v)
+            except json.JSONDecodeError:
+                out[k] = v
+    return out
+
+
+def notebook_parameters(path: Path) -> dict[str, Any]:
+    """The names and defaults of the notebook's ``parameters`` cell."""
+    import papermill as pm
+
+    return {k: v.get("default") for k, v in pm.inspect_notebook(str(path)).items()}
+
+
+@dataclass
+class RunResult:
+    notebook: str
+    profile: str
+    ok: bool
+    wall_s: float
+    output: Path
+    error: str = ""
+
+
+def run(ref: str | int, profile: str = "auto", params: dict[str, Any] | None = None,
+        kernel: str | None = None, progress: bool = True) -> RunResult:
+    """Execute one notebook with papermill; never raises for a failing notebook."""
+    import papermill as pm
+
+    name = resolve_notebook(ref)
+    if profile not in PROFILE_CHOICES:
+        raise ConfigError(f"unknown profile {profile!r}: expected one of {', '.join(PROFILE_CHOICES)}")
+    resolved = resolve_profile(profile)
+    src = notebooks_dir() / f"{name}.ipynb"
+    params = dict(params or {})
+    known = notebook_parameters(src)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ConfigError(f"{name} has no parameter {', '.join(unknown)}: expected some of {', '.join(known)}")
+    dataset_root(params.get("data_root"))  # a path that does not exist fails here, in one line
+    params["profile"] = resolved
+    out_dir = repo_root() / "runs" / name / resolved
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / f"{name}.ipynb"
+    t0 = time.time()
+    ok, err = True, ""
+    try:
+        pm.execute_notebook(str(src), str(output), parameters=params, kernel_name=kernel,
+                            cwd=str(notebooks_dir()), progress_bar=progress, log_output=False)
+    except pm.PapermillExecutionError as e:
+        ok, err = False, f"{e.ename}: {e.evalue}"
+    except Exception as e:  # a kernel that died, a timeout: still report and go on
+        ok, err = False, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
+    wall = time.time() - t0
+    _stamp_wall_time(name, wall, ok, err)
+    return RunResult(name, resolved, ok, wall, output, err)
+
+
+def _stamp_wall_time(name: str, wall: float, ok: bool, err: str) -> None:
+    """Record the papermill wall time (and a failure) in the notebook's metrics.json."""
+    path = repo_root() / "figures" / name / "metrics.json"
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            data = {}
+    data.setdefault("notebook", name)
+    data["run_wall_s"] = round(wall, 1)
+    data["ok"] = ok
+    if err:
+        data["error"] = err.splitlines()[0][:300]
+    atomic_write_bytes(path, json.dumps(data, indent=2).encode())
+
+
+def run_all(profile: str = "auto", params: dict[str, Any] | None = None) -> list[RunResult]:
+    """Every notebook in order; a failure is reported and the rest still run."""
+    results = []
+    for name in list_notebooks():
+        print(f"=== {name} ({profile})", flush=True)
+        r = run(name, profile, params)
+        status = "ok" if r.ok else f"FAILED: {r.error.splitlines()[0] if r.error else ''}"
+        print(f"    {status}  [{r.wall_s:.0f} s]  executed copy: {r.output}", flush=True)
+        results.append(r)
+    write_results_md()
+    return results
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def write_results_md(figures: Path | None = None) -> Path:
+    """``figures/RESULTS.md``: per notebook, each metric beside the paper's, dataset, profile, time."""
+    figures = figures or repo_root() / "figures"
+    lines = ["# Results", "",
+             "Written by `make run` from every `figures/<notebook>/metrics.json`. The paper's numbers are",
+             "on the paper's dataset; ours on the dataset and profile named. **A smoke row is a check that",
+             "the pipeline runs and learns on synthetic data, not a reproduction.**", "",
+             "| notebook | metric | ours | paper | our dataset | paper dataset | profile | wall time (s) | status |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for path in sorted(figures.glob("*/metrics.json")):
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue
+        nb = d.get("notebook", path.parent.name)
+        wall = d.get("run_wall_s", d.get("wall_s"))
+        status = "ok" if d.get("ok", True) else f"failed: {d.get('error', '')}"
+        checks = d.get("checks", {})
+        if checks and not all(checks.values()):
+            status += " (checks failed: " + ", ".join(k for k, v in checks.items() if not v) + ")"
+        metrics = d.get("metrics") or {}
+        if not metrics:
+            lines.append(f"| {nb} | - | - | - | {d.get('dataset', '-')} | - | {d.get('profile', '-')} | {_fmt(wall)} | {status} |")
+        for k, v in metrics.items():
+            lines.append(f"| {nb} | {k} | {_fmt(v)} | {_fmt(d.get('paper', {}).get(k))} | {d.get('dataset', '-')} | "
+                         f"{d.get('paper_dataset', {}).get(k, '-')} | {d.get('profile', '-')} | {_fmt(wall)} | {status} |")
+    out = figures / "RESULTS.md"
+    atomic_write_bytes(out, ("\n".join(lines) + "\n").encode())
+    return out
+
+
+def check_names(nb: dict) -> list[str]:
+    """The literal ``CHECKS = [...]`` list of the notebook's ``# NBVAL_CHECK_OUTPUT`` cell."""
+    import ast
+
+    cells = [c for c in nb["cells"] if c["cell_type"] == "code" and "NBVAL_CHECK_OUTPUT" in "".join(c["source"])]
+    if len(cells) != 1:
+        raise ConfigError(f"expected exactly one '# NBVAL_CHECK_OUTPUT' cell, found {len(cells)}")
+    tree = ast.parse("".join(cells[0]["source"]))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "CHECKS" for t in node.targets):
+            names = ast.literal_eval(node.value)
+            if names and all(isinstance(n, str) for n in names):
+                return list(names)
+    raise ConfigError("the NBVAL_CHECK_OUTPUT cell must assign a literal list of names: CHECKS = ['learned', ...]")
+
+
+def prepare_nbval(dest: Path, names: list[str] | None = None) -> list[Path]:
+    """Copies of the (output-free) notebooks whose check cell expects every check to be True.
+
+    The committed notebooks carry no outputs; nbval compares a ``# NBVAL_CHECK_OUTPUT`` cell
+    with stored output, so we store the only acceptable one: ``name: True`` per check.
+    """
+    import nbformat
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in names or list_notebooks():
+        nb = nbformat.read(notebooks_dir() / f"{name}.ipynb", as_version=4)
+        expected = "".join(f"{n}: True\n" for n in check_names(nb))
+        for cell in nb.cells:
+            if cell.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in cell.source:
+                cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=expected)]
+        path = dest / f"{name}.ipynb"
+        nbformat.write(nb, path)
+        out.append(path)
+    return out
