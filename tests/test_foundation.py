@@ -259,3 +259,11 @@ def test_mamba_ssm_is_never_imported_at_module_level():
     offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "lib").rglob("*.py")
                  if re.search(r"^(import mamba_ssm|from mamba_ssm)", p.read_text(), re.M)]
     assert not offenders, f"module-level mamba_ssm import (it crashes without CUDA): {offenders}"
+
+
+def test_script_from_twin_injects_parameters_after_the_parameters_cell():
+    script = runner.script_from_twin("00_tour", {"seed": 3, "profile": "smoke"})
+    default, injected = script.index("seed = 0"), script.index("seed = 3")
+    derived = script.index("PROFILE = config.resolve_profile(profile)")
+    assert default < injected < derived
+    compile(script, "00_tour.script.py", "exec")

@@ -221,3 +221,51 @@ def prepare_nbval(dest: Path, names: list[str] | None = None) -> list[Path]:
         nbformat.write(nb, path)
         out.append(path)
     return out
+
+
+def script_from_twin(name: str, params: dict[str, Any]) -> str:
+    """The notebook's py:percent twin as a plain script, with ``params`` set after its
+    ``parameters`` cell (what papermill does), for machines without a Jupyter stack."""
+    twin = notebooks_dir() / f"{name}.py"
+    lines = twin.read_text().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("# %%")]
+    tagged = [i for i in starts if "parameters" in lines[i]]
+    if len(tagged) != 1:
+        raise ConfigError(f"{twin.name}: expected exactly one '# %% tags=[\"parameters\"]' cell")
+    after = next((i for i in starts if i > tagged[0]), len(lines))
+    inject = ["# parameters injected by facelab.runner.script_from_twin"] + \
+        [f"{k} = {v!r}" for k, v in params.items()]
+    prelude = ["try:", "    from IPython.display import display", "except ImportError:",
+               "    display = print", "import matplotlib", "matplotlib.use('Agg')"]
+    return "\n".join(prelude + lines[:after] + inject + lines[after:]) + "\n"
+
+
+def run_script(ref: str | int, profile: str, params: dict[str, Any] | None = None,
+               timeout_s: float | None = None) -> RunResult:
+    """Run a notebook's twin as a script in a subprocess (no Jupyter needed); time-capped."""
+    import os
+    import subprocess
+    import sys
+
+    name = resolve_notebook(ref)
+    resolved = resolve_profile(profile)
+    out_dir = repo_root() / "runs" / name / resolved
+    out_dir.mkdir(parents=True, exist_ok=True)
+    script = out_dir / f"{name}.script.py"
+    script.write_text(script_from_twin(name, {**(params or {}), "profile": resolved}))
+    log = out_dir / f"{name}.log"
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+    t0 = time.time()
+    with open(log, "w") as f:
+        try:
+            proc = subprocess.run([sys.executable, str(script)], stdout=f, stderr=subprocess.STDOUT,
+                                  cwd=str(notebooks_dir()), env=env, timeout=timeout_s)
+            ok, err = proc.returncode == 0, "" if proc.returncode == 0 else f"exit code {proc.returncode}"
+        except subprocess.TimeoutExpired:
+            ok, err = False, f"timed out after {timeout_s:.0f} s"
+    wall = time.time() - t0
+    if not ok:
+        tail = log.read_text().strip().splitlines()[-1:] or [""]
+        err = f"{err}: {tail[0]}"
+    _stamp_wall_time(name, wall, ok, err)
+    return RunResult(name, resolved, ok, wall, log, err)
