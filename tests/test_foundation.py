@@ -267,3 +267,10 @@ def test_script_from_twin_injects_parameters_after_the_parameters_cell():
     derived = script.index("PROFILE = config.resolve_profile(profile)")
     assert default < injected < derived
     compile(script, "00_tour.script.py", "exec")
+
+
+def test_report_table_with_and_without_metrics(tmp_path):
+    r = Report("99_x", profile="smoke", dataset="synth", out_dir=tmp_path, device="cpu")
+    assert "NOT a reproduction" in r.table().to_html()      # empty, still a table
+    r.metric("auroc", 0.8, paper=0.909, paper_dataset="RAF-DB")
+    assert "| auroc | 0.8 | 0.909 | RAF-DB | synth | smoke |" in r.markdown()

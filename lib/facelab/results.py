@@ -72,13 +72,24 @@ class Report:
                  "our dataset": self.dataset, "profile": self.profile} for k, v in self.metrics.items()]
 
     def table(self):
-        """A pandas table (shown inline in Jupyter) of ours vs the paper's numbers."""
-        import pandas as pd
-
-        df = pd.DataFrame(self.rows()).set_index("metric")
+        """Ours vs the paper's numbers: a styled pandas table inline in Jupyter, else markdown text."""
         note = ("smoke profile: synthetic data and tiny models; a check that the pipeline learns, "
                 "NOT a reproduction of the paper" if self.profile == "smoke" else f"profile {self.profile}")
+        cols = ["metric", "ours", "paper", "paper dataset", "our dataset", "profile"]
+        try:
+            import pandas as pd
+        except ImportError:  # a bare GPU machine: plain markdown
+            return self.markdown()
+        df = pd.DataFrame(self.rows(), columns=cols).set_index("metric")
         return df.style.format(precision=4, na_rep="-").set_caption(note)
+
+    def markdown(self) -> str:
+        lines = ["| metric | ours | paper | paper dataset | our dataset | profile |", "|---|---|---|---|---|---|"]
+        for r in self.rows():
+            fmt = ["-" if r[k] is None else (f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]))
+                   for k in ("ours", "paper")]
+            lines.append(f"| {r['metric']} | {fmt[0]} | {fmt[1]} | {r['paper dataset']} | {r['our dataset']} | {r['profile']} |")
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return {"notebook": self.notebook, "profile": self.profile, "dataset": self.dataset,
