@@ -1,0 +1,140 @@
+"""Expressions as AU combinations, and sampling them with intensity, asymmetry and jitter.
+
+Basic emotions follow EMFACS-style prototypes (Friesen & Ekman 1983), restricted to the 20
+AUs the AU-to-mesh model knows (AU16 lower-lip depressor is absent, so disgust uses AU10+AU17
+in its place). Values are apex intensities on 0-5, kept at or below :data:`AU_MAX`:
+
+===========  ===========================================================================
+neutral      (none)
+happy        AU06 2.0, AU12 2.6, AU25 1.0
+sad          AU01 3.0, AU04 2.2, AU15 1.4, AU17 0.8
+surprise     AU01 3.5, AU02 3.5, AU05 1.4, AU25 1.5, AU26 2.0
+fear         AU01 3.0, AU02 2.0, AU04 1.8, AU05 1.4, AU07 1.0, AU20 1.3, AU25 1.5, AU26 0.8
+disgust      AU09 1.1, AU10 2.6, AU15 0.8, AU17 0.8, AU25 0.8
+anger        AU04 3.0, AU05 1.0, AU07 2.5, AU23 2.5, AU24 1.5
+contempt     AU12 2.6, AU14 2.0 on the subject's right side only (R12A+R14A)
+===========  ===========================================================================
+
+Compound expressions (Du, Tao & Martinez 2014, PNAS, prototypical AUs):
+
+=====================  ===============================================================
+happily_surprised      AU01 3.0, AU02 3.0, AU12 2.5, AU25 1.5, AU26 1.0
+happily_disgusted      AU09 0.6, AU10 2.5, AU12 2.2, AU25 1.0
+sadly_fearful          AU01 3.0, AU04 2.0, AU20 1.2, AU25 1.2
+sadly_angry            AU04 3.0, AU07 1.0, AU15 1.4
+sadly_surprised        AU01 3.5, AU04 1.8, AU25 1.5, AU26 1.5
+fearfully_surprised    AU01 3.5, AU02 3.0, AU04 1.5, AU05 1.3, AU20 1.2, AU25 1.5, AU26 1.5
+fearfully_angry        AU04 3.0, AU20 1.3, AU25 1.5
+angrily_surprised      AU04 3.0, AU25 1.5, AU26 2.0
+angrily_disgusted      AU04 3.0, AU10 2.5, AU17 1.2
+disgustedly_surprised  AU01 3.0, AU02 3.0, AU05 1.2, AU10 2.5
+=====================  ===============================================================
+
+:data:`AU_MAX` is the largest intensity per AU whose renders we looked at and judged
+plausible (the PLS model extrapolates badly above it: AU09 at 3 folds the face, AU05 at 3
+gives cartoon eyes, AU43 at 1 already closes the lids). Sampling never exceeds it; explicit
+AUs up to 5 are accepted but may distort.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import EXPRESSIONS
+from ..mesh import AU_INDEX, AU_NAMES  # noqa: F401  (re-exported)
+
+AU_MAX = {"AU01": 4.5, "AU02": 4.5, "AU04": 3.0, "AU05": 1.6, "AU06": 3.0, "AU07": 3.0, "AU09": 1.2,
+          "AU10": 3.0, "AU11": 3.0, "AU12": 3.0, "AU14": 2.0, "AU15": 1.5, "AU17": 1.5, "AU20": 1.5,
+          "AU23": 3.0, "AU24": 2.5, "AU25": 4.0, "AU26": 2.5, "AU28": 2.0, "AU43": 1.2}
+AU_MAX_VEC = np.array([AU_MAX[a] for a in AU_NAMES], np.float32)
+
+BASIC = {
+    "neutral": {},
+    "happy": {"AU06": 2.0, "AU12": 2.6, "AU25": 1.0},
+    "sad": {"AU01": 3.0, "AU04": 2.2, "AU15": 1.4, "AU17": 0.8},
+    "surprise": {"AU01": 3.5, "AU02": 3.5, "AU05": 1.4, "AU25": 1.5, "AU26": 2.0},
+    "fear": {"AU01": 3.0, "AU02": 2.0, "AU04": 1.8, "AU05": 1.4, "AU07": 1.0, "AU20": 1.3, "AU25": 1.5, "AU26": 0.8},
+    "disgust": {"AU09": 1.1, "AU10": 2.6, "AU15": 0.8, "AU17": 0.8, "AU25": 0.8},
+    "anger": {"AU04": 3.0, "AU05": 1.0, "AU07": 2.5, "AU23": 2.5, "AU24": 1.5},
+    "contempt": {"AU12": 2.6, "AU14": 2.0},
+}
+#: Expressions whose AUs act on the subject's right side only.
+UNILATERAL = {"contempt"}
+COMPOUND = {
+    "happily_surprised": {"AU01": 3.0, "AU02": 3.0, "AU12": 2.5, "AU25": 1.5, "AU26": 1.0},
+    "happily_disgusted": {"AU09": 0.6, "AU10": 2.5, "AU12": 2.2, "AU25": 1.0},
+    "sadly_fearful": {"AU01": 3.0, "AU04": 2.0, "AU20": 1.2, "AU25": 1.2},
+    "sadly_angry": {"AU04": 3.0, "AU07": 1.0, "AU15": 1.4},
+    "sadly_surprised": {"AU01": 3.5, "AU04": 1.8, "AU25": 1.5, "AU26": 1.5},
+    "fearfully_surprised": {"AU01": 3.5, "AU02": 3.0, "AU04": 1.5, "AU05": 1.3, "AU20": 1.2, "AU25": 1.5, "AU26": 1.5},
+    "fearfully_angry": {"AU04": 3.0, "AU20": 1.3, "AU25": 1.5},
+    "angrily_surprised": {"AU04": 3.0, "AU25": 1.5, "AU26": 2.0},
+    "angrily_disgusted": {"AU04": 3.0, "AU10": 2.5, "AU17": 1.2},
+    "disgustedly_surprised": {"AU01": 3.0, "AU02": 3.0, "AU05": 1.2, "AU10": 2.5},
+}
+assert tuple(BASIC) == tuple(EXPRESSIONS) or set(BASIC) == set(EXPRESSIONS)
+#: Every expression name; ``label`` ids index this tuple (0-7 are the canonical basic ones).
+ALL_EXPRESSIONS = tuple(EXPRESSIONS) + tuple(COMPOUND)
+TABLE = {**BASIC, **COMPOUND}
+
+
+def prototype(name: str) -> np.ndarray:
+    """The (20,) apex AU vector of an expression name."""
+    return np.array([TABLE[name].get(a, 0.0) for a in AU_NAMES], np.float32)
+
+
+PROTOTYPES = np.stack([prototype(e) for e in ALL_EXPRESSIONS])  # (18, 20)
+
+
+def resolve(expressions) -> np.ndarray:
+    """Names or ids (or None for the 8 canonical ones) -> array of label ids; bad input raises."""
+    if expressions is None:
+        return np.arange(len(EXPRESSIONS))
+    if isinstance(expressions, (str, int, np.integer)):
+        expressions = [expressions]
+    ids = []
+    for e in expressions:
+        if isinstance(e, (int, np.integer)) and not isinstance(e, bool):
+            if not 0 <= int(e) < len(ALL_EXPRESSIONS):
+                raise ValueError(f"expression id {e} out of range: expected 0..{len(ALL_EXPRESSIONS) - 1} "
+                                 f"({', '.join(ALL_EXPRESSIONS)})")
+            ids.append(int(e))
+        elif isinstance(e, str) and e in ALL_EXPRESSIONS:
+            ids.append(ALL_EXPRESSIONS.index(e))
+        else:
+            raise ValueError(f"unknown expression {e!r}: expected one of {', '.join(ALL_EXPRESSIONS)} "
+                             f"or their ids 0..{len(ALL_EXPRESSIONS) - 1}")
+    if not ids:
+        raise ValueError("expressions is empty: expected at least one expression name or id")
+    return np.array(ids)
+
+
+def sample_aus(labels: np.ndarray, rng: np.random.Generator, intensity=(0.6, 1.0), asymmetry: float = 0.12,
+               jitter: float = 0.15, idle: float = 0.25) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-face AUs for expression ``labels`` (n,).
+
+    Each face scales its prototype by ``k ~ U(intensity)``, multiplies every AU by
+    ``1 + jitter * N(0,1)``, splits it into right/left halves ``v (1 +- a)`` with
+    ``a ~ N(0, asymmetry)`` (contempt: right side only), and adds low "idle" activity
+    ``U(0, idle)`` on a few random AUs. Returns (aus_right, aus_left, aus, k) where ``aus``
+    is the per-AU maximum of both sides (the ground truth), all clipped to [0, AU_MAX].
+    """
+    n = len(labels)
+    lo, hi = intensity
+    if not 0 <= lo <= hi <= 5:
+        raise ValueError(f"intensity must be a (low, high) range with 0 <= low <= high, got {intensity!r}")
+    k = rng.uniform(lo, hi, n).astype(np.float32)
+    proto = PROTOTYPES[labels] * k[:, None]
+    proto = proto * np.clip(1 + jitter * rng.standard_normal(proto.shape), 0.5, 1.5)
+    idle_mask = rng.random(proto.shape) < 0.15
+    idle_aus = np.where(idle_mask, rng.uniform(0, idle, proto.shape), 0.0)
+    idle_aus[:, AU_INDEX["AU43"]] *= 0.5  # idle eyelid droop only, never a half blink
+    base = proto + idle_aus
+    a = np.clip(asymmetry * rng.standard_normal(proto.shape), -0.6, 0.6)
+    right, left = base * (1 + a), base * (1 - a)
+    uni = np.isin(np.array(ALL_EXPRESSIONS)[labels], list(UNILATERAL))
+    right[uni] = base[uni]       # the action on one side...
+    left[uni] = idle_aus[uni]    # ...while the other side only idles
+    right = np.clip(right, 0, AU_MAX_VEC).astype(np.float32)
+    left = np.clip(left, 0, AU_MAX_VEC).astype(np.float32)
+    # FACS scores an asymmetric action by its stronger side
+    return right, left, np.maximum(right, left), k

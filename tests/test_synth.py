@@ -1,0 +1,208 @@
+"""facelab.synth: geometry matches py-feat's PLS model, AUs move their own regions,
+landmarks land on rendered features, determinism, bad input, datasets, scenes, figures."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facelab import mesh
+from facelab.config import EXPRESSIONS
+from facelab.synth import geometry as G
+from facelab.synth import identity as I
+from facelab.synth import contact_sheet, faces, scenes, save_contact_sheets
+from facelab.synth.datasets import SynthFaces
+from facelab.synth.render import render, texture_res
+from facelab.synth.texture import compose
+
+
+def test_symmetric_aus_reproduce_the_pls_model():
+    rng = np.random.default_rng(0)
+    aus = rng.uniform(0, 3, (5, 20)).astype(np.float32)
+    ours = G.face_meshes(aus, aus, np.zeros((5, len(G.SHAPE_PARAMS)), np.float32)) - G.mouth_closure()
+    pls = mesh.au_mesh_model().mesh(aus) - G.topology().center
+    np.testing.assert_allclose(ours, pls, atol=1e-3)
+
+
+# (AU, vertices, axis, sign): the displacement of these vertices along axis has this sign
+# and is larger than the AU's median displacement over the whole face.
+REGIONS = [
+    ("AU01", [105, 334, 107, 336], 1, +1),      # inner brows up
+    ("AU02", [105, 334, 66, 296], 1, +1),       # brows up
+    ("AU04", [105, 334, 70, 300], 1, -1),       # brows down
+    ("AU12", [61, 291], 1, +1),                 # lip corners up ...
+    ("AU26", [14, 17, 152], 1, -1),             # jaw drops: lower lip and chin down
+    ("AU43", [159, 386, 158, 385], 1, -1),      # upper eyelids down
+    ("AU05", [159, 386], 1, +1),                # upper lids raised
+    ("AU15", [61, 291], 1, -1),                 # lip corners down (relative to AU12's up)
+]
+
+
+@pytest.mark.parametrize("au,verts,axis,sign", REGIONS)
+def test_each_au_moves_its_own_region(au, verts, axis, sign):
+    d = G.au_side_basis()[mesh.AU_INDEX[au]] + G.au_side_basis()[20 + mesh.AU_INDEX[au]]
+    along = d[verts, axis] * sign
+    assert (along > 0.5).all(), f"{au}: vertices {verts} move {d[verts, axis]} along axis {axis}"
+    assert np.abs(d[verts]).max(1).mean() > np.median(np.linalg.norm(d, axis=1)), f"{au} region not dominant"
+
+
+def test_au12_corners_move_outwards_and_rendered_landmarks_follow():
+    aus0 = np.zeros((2, 20), np.float32)
+    aus1 = aus0.copy()
+    aus1[:, mesh.AU_INDEX["AU12"]] = 2.5
+    kw = dict(pose_range=(0, 0, 0), backgrounds="plain")
+    a = faces(2, 96, seed=3, aus=aus0, **kw)
+    b = faces(2, 96, seed=3, aus=aus1, **kw)
+    la, lb = a.landmarks468, b.landmarks468
+    # mouth corners (61 subject-right = image left, 291 = image right): up (smaller y) and apart
+    assert (lb[:, [61, 291], 1] < la[:, [61, 291], 1] - 0.5).all()
+    assert ((lb[:, 291, 0] - lb[:, 61, 0]) > (la[:, 291, 0] - la[:, 61, 0]) + 0.5).all()
+    # the corners move much more than the forehead (the PLS model moves everything a little)
+    corner = np.linalg.norm(lb[:, [61, 291]] - la[:, [61, 291]], axis=-1).mean()
+    forehead = np.linalg.norm(lb[:, 10] - la[:, 10], axis=-1).mean()
+    assert corner > 1.5 * forehead, (corner, forehead)
+    assert not np.array_equal(a.images, b.images)
+
+
+@pytest.mark.parametrize("pose", [(0.0, 0.0, 0.0), (0.1, 0.3, -0.15)])
+def test_landmark_lands_on_painted_patch(pose):
+    """Paint a red disc around a vertex's UV in the texture; its rendered centroid must be the
+    projected landmark (within 1 px)."""
+    size, n = 112, 1
+    rng = np.random.default_rng(0)
+    ident = I.sample_identities(n, rng)
+    zeros = np.zeros((n, 20), np.float32)
+    meshes = G.face_meshes(zeros, zeros, ident["shape"])
+    res = texture_res(size)
+    topo = G.topology()
+    for v in (4, 50, 280, 151):
+        tex = torch.full((n, res, res, 3), 0.5)
+        c = (torch.arange(res) + 0.5) / res
+        vv, uu = torch.meshgrid(c, c, indexing="ij")
+        uv = topo.uv[v]
+        tex[0][((uu - uv[0]) ** 2 + (vv - uv[1]) ** 2) < 0.018 ** 2] = torch.tensor([1.0, 0.0, 0.0])
+        light = np.array([[0, 0, 1, 1.0]], np.float32)  # flat light: colour is the texture
+        r = render(meshes, ident, np.array([pose], np.float32), np.array([size * 0.8 / 175], np.float32),
+                   np.array([[size / 2, size / 2]], np.float32), light, torch.zeros(n, 2 * size, 2 * size, 3),
+                   size, textures=tex)
+        img = r.images[0].astype(float)
+        red = (img[..., 0] - np.maximum(img[..., 1], img[..., 2])).clip(0) / 255
+        assert red.sum() > 3, f"vertex {v}: patch not visible"
+        ys, xs = np.mgrid[0:size, 0:size]
+        centroid = np.array([(xs * red).sum(), (ys * red).sum()]) / red.sum()
+        err = np.linalg.norm(centroid - r.landmarks[0, v])
+        assert err < 1.0, f"vertex {v} pose {pose}: centroid {centroid} vs landmark {r.landmarks[0, v]}"
+        assert r.visible[0, v]
+
+
+def test_outputs_shapes_and_consistency():
+    b = faces(6, 64, seed=2)
+    assert b.images.shape == (6, 64, 64, 3) and b.images.dtype == np.uint8
+    assert b.landmarks468.shape == (6, 468, 2) and b.landmarks68.shape == (6, 68, 2)
+    np.testing.assert_array_equal(b.landmarks68, b.landmarks468[:, mesh.MESH68])
+    assert b.aus.shape == (6, 20) and b.aus.min() >= 0 and b.aus.max() <= 5
+    assert set(b.label) <= set(range(8)) and [EXPRESSIONS[l] for l in b.label] == b.expression
+    assert (b.box[:, 2] > b.box[:, 0] + 20).all() and (b.box[:, 3] > b.box[:, 1] + 20).all()
+    assert b.visibility.mean() > 0.6 and len(b.text) == 6 and all(t.endswith(".") for t in b.text)
+    # a face fills its box: the box centre pixel differs from the image corner (background)
+    assert b.visibility68.shape == (6, 68)
+
+
+def test_turned_heads_hide_the_far_side():
+    aus = np.zeros((4, 20), np.float32)
+    front = faces(4, 96, seed=0, aus=aus, pose_range=(0, 0, 0))
+    assert front.visibility.mean() > 0.95 and front.visibility[:, [50, 280]].all()
+    turned = faces(4, 96, seed=0, aus=aus, pose_range=(0, 0.8, 0), identities=front.identity)
+    for k in range(4):
+        yaw = turned.pose[k, 1]
+        if abs(yaw) < 0.35:
+            continue
+        # yaw > 0 turns the nose to image right: the image-right cheek (subject's left, 323)
+        # turns away and the image-left one (subject's right, 50) towards the camera
+        far, near = (323, 50) if yaw > 0 else (93, 280)
+        assert not turned.visibility[k, far] and turned.visibility[k, near], (yaw, far)
+
+
+def test_determinism_and_global_rng_untouched():
+    np_state = np.random.get_state()
+    torch_state = torch.get_rng_state()
+    a = faces(4, 48, seed=11)
+    b = faces(4, 48, seed=11)
+    c = faces(4, 48, seed=12)
+    assert a.images.tobytes() == b.images.tobytes()
+    np.testing.assert_array_equal(a.landmarks468, b.landmarks468)
+    assert a.images.tobytes() != c.images.tobytes()
+    s1, s2 = scenes(2, 64, seed=5), scenes(2, 64, seed=5)
+    assert s1.images.tobytes() == s2.images.tobytes()
+    after = np.random.get_state()
+    assert after[0] == np_state[0] and np.array_equal(after[1], np_state[1]) and after[2:] == np_state[2:]
+    assert torch.equal(torch.get_rng_state(), torch_state)
+
+
+def test_bad_input_raises_clear_errors():
+    with pytest.raises(ValueError, match="unknown expression 'smug'"):
+        faces(2, 32, ["happy", "smug"])
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        faces(0, 32)
+    with pytest.raises(ValueError, match="size must be an int >= 16"):
+        faces(2, 8)
+    with pytest.raises(ValueError, match=r"in \[0, 5\]"):
+        faces(1, 32, aus=np.full((1, 20), 6.0))
+    with pytest.raises(ValueError, match="expected shape"):
+        faces(2, 32, aus=np.zeros((2, 19)))
+    with pytest.raises(ValueError, match="max_faces"):
+        scenes(2, 64, max_faces=-1)
+    with pytest.raises(ValueError, match="unknown backgrounds"):
+        faces(2, 32, backgrounds="sky")
+
+
+def test_compound_expressions_and_contempt_asymmetry():
+    b = faces(4, 48, ["happily_surprised", "contempt"], seed=1, asymmetry=0.0)
+    assert set(b.expression) <= {"happily_surprised", "contempt"}
+    i12 = mesh.AU_INDEX["AU12"]
+    for k in range(4):
+        if b.expression[k] == "contempt":  # unilateral: subject's right side only
+            assert b.aus_right[k, i12] > 1.0 and b.aus_left[k, i12] < 0.3
+        else:
+            assert b.aus[k, mesh.AU_INDEX["AU01"]] > 1.0
+
+
+def test_scenes_boxes_and_labels():
+    s = scenes(6, 96, max_faces=3, seed=4, min_faces=1)
+    assert s.images.shape == (6, 96, 96, 3)
+    for bx, lb in zip(s.boxes, s.labels):
+        assert 1 <= len(bx) <= 3 and len(lb) == len(bx)
+        assert (bx[:, 0] >= 0).all() and (bx[:, 2] <= 95).all() and (bx[:, 2] > bx[:, 0]).all()
+    empty = scenes(2, 64, max_faces=0, seed=0)
+    assert all(len(b) == 0 for b in empty.boxes)
+
+
+def test_dataset_cache_is_written_once_and_reloaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path))
+    d1 = SynthFaces(5, 32, seed=3)
+    assert d1.path.exists() and d1.path.parent == tmp_path / "synth"
+    mtime = d1.path.stat().st_mtime_ns
+    d2 = SynthFaces(5, 32, seed=3)
+    assert d2.path == d1.path and d2.path.stat().st_mtime_ns == mtime
+    item = d2[0]
+    assert item["image"].shape == (3, 32, 32) and torch.equal(item["image"], d1[0]["image"])
+    assert SynthFaces(5, 32, seed=4).path != d1.path
+    assert not list((tmp_path / "synth").glob(".*"))  # no temp files left behind
+
+
+def test_contact_sheet_figures(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    fig = contact_sheet("surprise", n=4, size=48, cols=4)
+    assert len(fig.axes) == 4
+    paths = save_contact_sheets(tmp_path, expressions=["happy", "sad"], n=4, size=48)
+    assert [p.name for p in paths] == ["happy.png", "sad.png"] and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_texture_covers_skin_range():
+    rng = np.random.default_rng(0)
+    ident = I.sample_identities(200, rng)
+    lum = ident["skin_rgb"] @ np.array([0.2126, 0.7152, 0.0722])
+    assert lum.min() < 0.25 and lum.max() > 0.8
+    tex = compose(I.take(ident, slice(0, 2)), 64)
+    assert tex.shape == (2, 64, 64, 3) and 0 <= float(tex.min()) and float(tex.max()) <= 1
