@@ -1,9 +1,14 @@
 """facelab.nn: the selective scan (ours vs the sequential reference, and vs mamba-ssm on CUDA)
 and the cross-scan orders.
 
+Both CPU backends, the chunked torch scan ("torch") and the compiled one-pass kernels ("numba",
+skipped when numba is not installed), are held to the same tests against the reference. The
+numba kernels are compiled on first use (a few seconds on 2 cores) and cached on disk.
+
 Tolerances (stated once, used below):
 * fp32, ours vs the reference: forward rtol 1e-4 / atol 1e-5; gradients rtol 1e-3 / atol 1e-4
-  (the chunked form sums in a different order, and the gradients go through exp(+-e) factors).
+  (the chunked form sums in a different order, and the gradients go through exp(+-e) factors;
+  the numba kernels follow the reference's order and are well inside these).
 * bf16 inputs: both compute in fp32 and round the output to bf16 once, so they may differ by a
   bf16 rounding step: rtol 2e-2 / atol 2e-2; gradients (bf16 too) rtol 5e-2 / atol 5e-2.
 * CUDA, ours vs mamba-ssm's kernel: fp32 max abs err <= 1e-3 (forward) / rtol 1e-3, atol 1e-3
@@ -11,6 +16,8 @@ Tolerances (stated once, used below):
 """
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import pytest
@@ -23,6 +30,9 @@ FP32_FWD = dict(rtol=1e-4, atol=1e-5)
 FP32_GRAD = dict(rtol=1e-3, atol=1e-4)
 BF16_FWD = dict(rtol=2e-2, atol=2e-2)
 BF16_GRAD = dict(rtol=5e-2, atol=5e-2)
+
+BACKENDS = ["torch", pytest.param("numba", marks=pytest.mark.skipif(
+    not scan_mod.numba_available(), reason="numba is not installed"))]
 
 
 def make_inputs(batch=2, d=6, length=37, n=4, bc="varying", groups=2, with_D=True, with_z=True,
@@ -54,11 +64,12 @@ def run(backend, inp, softplus=True, last=False, **kw):
 
 
 # ------------------------------------------------------------------ forward, fp32
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("bc", ["invariant", "varying", "grouped", "mixed"])
 @pytest.mark.parametrize("length", [1, 37, 64, 97])
-def test_forward_matches_reference(bc, length):
+def test_forward_matches_reference(backend, bc, length):
     inp = make_inputs(bc=bc, length=length)
-    ours, h_ours = run("torch", inp, last=True, chunk_size=16)
+    ours, h_ours = run(backend, inp, last=True, chunk_size=16)
     ref, h_ref = run("reference", inp, last=True)
     assert ours.shape == ref.shape == inp["u"].shape and ours.dtype == torch.float32
     assert h_ours.shape == h_ref.shape == (2, 6, 4)
@@ -66,20 +77,29 @@ def test_forward_matches_reference(bc, length):
     torch.testing.assert_close(h_ours, h_ref, **FP32_FWD)
 
 
-@pytest.mark.parametrize("with_D,with_z,with_bias,softplus", [
-    (False, False, False, False), (True, False, False, True), (False, True, False, True),
-    (False, False, True, False), (True, True, True, True)])
-def test_optional_terms(with_D, with_z, with_bias, softplus):
-    inp = make_inputs(length=45, with_D=with_D, with_z=with_z, with_bias=with_bias)
+OPTIONAL_TERMS = [(False, False, False, False), (True, False, False, True), (False, True, False, True),
+                  (False, False, True, False), (True, True, True, True)]
+
+
+def optional_inputs(with_D, with_z, with_bias, softplus, length=45, **kw):
+    inp = make_inputs(length=length, with_D=with_D, with_z=with_z, with_bias=with_bias, **kw)
     if not softplus:  # raw delta must be positive to be a step size
         inp["delta"] = inp["delta"].abs() * 0.2
-    torch.testing.assert_close(run("torch", inp, softplus, chunk_size=8),
+    return inp
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("with_D,with_z,with_bias,softplus", OPTIONAL_TERMS)
+def test_optional_terms(backend, with_D, with_z, with_bias, softplus):
+    inp = optional_inputs(with_D, with_z, with_bias, softplus)
+    torch.testing.assert_close(run(backend, inp, softplus, chunk_size=8),
                                run("reference", inp, softplus), **FP32_FWD)
 
 
-def test_last_state_is_state_after_final_step():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_last_state_is_state_after_final_step(backend):
     inp = make_inputs(length=29, with_D=False, with_z=False)
-    _, h_full = run("torch", inp, last=True, chunk_size=8)  # 29 = 3 chunks of 8 + a padded one
+    _, h_full = run(backend, inp, last=True, chunk_size=8)  # 29 = 3 chunks of 8 + a padded one
     _, h_ref = run("reference", inp, last=True)
     torch.testing.assert_close(h_full, h_ref, **FP32_FWD)
     # splitting the sequence: the state after the first 20 steps, carried through the last 9
@@ -87,7 +107,7 @@ def test_last_state_is_state_after_final_step():
     first = {k: (v[..., :20] if v is not None and v.dim() == 3 and k != "B" and k != "C" else v)
              for k, v in inp.items()}
     first["B"], first["C"] = inp["B"][..., :20], inp["C"][..., :20]
-    _, h = run("torch", first, last=True, chunk_size=8)
+    _, h = run(backend, first, last=True, chunk_size=8)
     dt = scan_mod._discretisation_step(inp["delta"], inp["delta_bias"], True)
     for t in range(20, 29):
         h = torch.exp(dt[:, :, t, None] * inp["A"]) * h \
@@ -108,11 +128,12 @@ def test_large_decays_stay_finite_and_exact(scale, expected_chunk):
     inp = make_inputs(length=50, delta_scale=scale)
     dt = scan_mod._discretisation_step(inp["delta"], inp["delta_bias"], True)
     assert scan_mod._safe_chunk(dt, inp["A"], 32) == expected_chunk
-    ours, h = run("torch", inp, last=True, chunk_size=32)
-    ref, h_ref = run("reference", inp, last=True)
-    assert torch.isfinite(ours).all() and torch.isfinite(h).all()
-    torch.testing.assert_close(ours, ref, **FP32_FWD)
-    torch.testing.assert_close(h, h_ref, **FP32_FWD)
+    for backend in ("torch", "numba") if scan_mod.numba_available() else ("torch",):
+        ours, h = run(backend, inp, last=True, chunk_size=32)
+        ref, h_ref = run("reference", inp, last=True)
+        assert torch.isfinite(ours).all() and torch.isfinite(h).all()
+        torch.testing.assert_close(ours, ref, **FP32_FWD)
+        torch.testing.assert_close(h, h_ref, **FP32_FWD)
 
 
 def test_safe_chunk_halves_only_when_needed():
@@ -124,26 +145,43 @@ def test_safe_chunk_halves_only_when_needed():
 
 
 # ------------------------------------------------------------------ gradients, fp32
-@pytest.mark.parametrize("bc", ["invariant", "varying", "grouped", "mixed"])
-def test_gradients_match_reference(bc):
-    inp = make_inputs(bc=bc, length=41)
+def assert_grads_match(backend, inp, softplus=True, use_state=True):
+    """Gradients of a random linear function of out (and of the last state) w.r.t. every input."""
     names = [k for k, v in inp.items() if v is not None]
 
     def grads(backend):
         leaves = {k: (v.clone().requires_grad_(True) if v is not None else None) for k, v in inp.items()}
-        out, h = run(backend, leaves, last=True, chunk_size=16)
+        out, h = run(backend, leaves, softplus, last=True, chunk_size=16)
         g = torch.Generator().manual_seed(1)
-        loss = (out * torch.randn(out.shape, generator=g)).sum() + (h * torch.randn(h.shape, generator=g)).sum()
+        loss = (out * torch.randn(out.shape, generator=g)).sum()
+        if use_state:
+            loss = loss + (h * torch.randn(h.shape, generator=g)).sum()
         return torch.autograd.grad(loss, [leaves[k] for k in names])
-    for name, a, b in zip(names, grads("torch"), grads("reference")):
+    for name, a, b in zip(names, grads(backend), grads("reference")):
+        assert a.shape == b.shape and a.dtype == b.dtype, name
         torch.testing.assert_close(a, b, **FP32_GRAD, msg=lambda m: f"d/d{name}: {m}")
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bc", ["invariant", "varying", "grouped", "mixed"])
+def test_gradients_match_reference(backend, bc):
+    # 150 steps: more than two of the numba backward's recomputed chunks (64), with a partial one
+    assert_grads_match(backend, make_inputs(bc=bc, length=150 if backend == "numba" else 41))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("with_D,with_z,with_bias,softplus", OPTIONAL_TERMS)
+def test_gradients_with_optional_terms(backend, with_D, with_z, with_bias, softplus):
+    inp = optional_inputs(with_D, with_z, with_bias, softplus, length=70, bc="grouped", groups=3)
+    assert_grads_match(backend, inp, softplus, use_state=with_z)  # also: out only, state unused
+
+
 # ------------------------------------------------------------------ bf16
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("bc", ["varying", "invariant"])
-def test_bf16_matches_reference(bc):
+def test_bf16_matches_reference(backend, bc):
     inp = make_inputs(bc=bc, length=53, dtype=torch.bfloat16)
-    ours = run("torch", inp, chunk_size=16)
+    ours = run(backend, inp, chunk_size=16)
     ref = run("reference", inp)
     assert ours.dtype == torch.bfloat16
     torch.testing.assert_close(ours.float(), ref.float(), **BF16_FWD)
@@ -151,9 +189,10 @@ def test_bf16_matches_reference(bc):
     leaves_o = {k: (v.clone().requires_grad_(True) if v is not None else None) for k, v in inp.items()}
     leaves_r = {k: (v.clone().requires_grad_(True) if v is not None else None) for k, v in inp.items()}
     w = torch.randn(ours.shape, generator=torch.Generator().manual_seed(2))
-    (run("torch", leaves_o, chunk_size=16).float() * w).sum().backward()
+    (run(backend, leaves_o, chunk_size=16).float() * w).sum().backward()
     (run("reference", leaves_r).float() * w).sum().backward()
     for k in ("u", "delta", "B", "C"):
+        assert leaves_o[k].grad.dtype == torch.bfloat16, k
         torch.testing.assert_close(leaves_o[k].grad.float(), leaves_r[k].grad.float(), **BF16_GRAD)
 
 
@@ -162,7 +201,9 @@ def test_dispatch_never_imports_mamba_ssm_on_cpu():
     had = any(m == "mamba_ssm" or m.startswith("mamba_ssm.") for m in sys.modules)
     inp = make_inputs(length=20)
     out_auto = run("auto", inp)
-    torch.testing.assert_close(out_auto, run("torch", inp))
+    # on CPU, "auto" is the compiled scan when numba imports, else the chunked torch scan
+    expected = "numba" if scan_mod.numba_available() else "torch"
+    torch.testing.assert_close(out_auto, run(expected, inp), rtol=0, atol=0)
     if not torch.cuda.is_available():
         assert not scan_mod.mamba_ssm_available()
         with pytest.raises(RuntimeError):
@@ -171,6 +212,48 @@ def test_dispatch_never_imports_mamba_ssm_on_cpu():
             assert not any(m == "mamba_ssm" or m.startswith("mamba_ssm.") for m in sys.modules)
     with pytest.raises(ValueError):
         run("cuda-please", inp)
+
+
+@pytest.mark.skipif(not scan_mod.numba_available(), reason="numba is not installed")
+def test_numba_caches_under_facelab_cache_dir(tmp_path):
+    # a fresh interpreter without NUMBA_CACHE_DIR: loading the backend points numba's cache into
+    # facelab's cache dir (writable even when the package dir is not) before numba is imported
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["FACELAB_CACHE"] = str(tmp_path)
+    code = ("import facelab.nn.scan as s; assert s.numba_available(); "
+            "import numba.core.config as c; print(c.CACHE_DIR)")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == str(tmp_path / "numba")
+
+
+@pytest.mark.skipif(not scan_mod.numba_available(), reason="numba is not installed")
+def test_numba_exp_is_within_2_ulp():
+    # the kernels' own vectorisable exp (scan_numba's docstring), against float64's exp
+    import numpy as np
+    from facelab.nn import scan_numba
+    xs = np.concatenate([np.linspace(-87.3, 88.72, 20001), np.linspace(-1, 1, 2001)]).astype(np.float32)
+    ours = np.array([scan_numba._exp(x) for x in xs], dtype=np.float64)
+    exact = np.exp(xs.astype(np.float64))
+    ulp = np.spacing(exact.astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(ours - exact) / ulp) <= 2.0
+    special = [scan_numba._exp(np.float32(x)) for x in (-np.inf, -104.0, 0.0, 100.0, np.inf)]
+    assert special == [0.0, 0.0, 1.0, np.inf, np.inf]
+    assert np.isnan(scan_numba._exp(np.float32(np.nan)))
+
+
+@pytest.mark.skipif(not scan_mod.numba_available(), reason="numba is not installed")
+def test_numba_one_specialisation():
+    from facelab.nn import scan_numba
+    for bc in ("invariant", "varying", "grouped", "mixed"):
+        for with_z in (False, True):
+            inp = make_inputs(bc=bc, length=9, with_z=with_z, with_D=with_z, with_bias=with_z)
+            leaves = {k: (v.clone().requires_grad_(True) if v is not None else None) for k, v in inp.items()}
+            run("numba", leaves).sum().backward()
+            run("numba", {k: v.bfloat16() if v is not None else None for k, v in inp.items()})
+    # every shape and option goes through the same compiled code (compile time is paid once)
+    assert len(scan_numba.scan_forward.signatures) == 1
+    assert len(scan_numba.scan_backward.signatures) == 1
 
 
 def test_reference_backend_is_the_reference():

@@ -14,15 +14,19 @@ Shapes (mamba-ssm's conventions): ``u``, ``delta``, ``z``: (batch, D, L); ``A``:
 before the optional softplus. The output has the dtype of ``u``; the last state is float32,
 shape (batch, D, N). Everything is computed in float32 internally, as mamba-ssm does.
 
-Three implementations sit behind :func:`selective_scan` (``backend=``):
+Four implementations sit behind :func:`selective_scan` (``backend=``):
 
 * ``"mamba_ssm"`` - mamba-ssm's fused CUDA kernel. It is imported lazily inside the call, because
   importing mamba-ssm on a machine without CUDA crashes.
+* ``"numba"`` - :mod:`facelab.nn.scan_numba`: two compiled CPU kernels (forward, and the
+  adjoint recurrence for the backward), one pass over time per (batch, channel) with the state in
+  registers, never materialising it; CPU tensors only. numba is imported lazily, on first use.
 * ``"torch"`` - our chunked pure-PyTorch scan (below): no Python loop over time steps, works on
   any device and dtype, differentiable through ordinary torch ops.
 * ``"reference"`` - :func:`selective_scan_reference`, the plain loop over time, for tests.
 
-``"auto"`` picks the kernel for CUDA tensors when mamba-ssm imports, and ours otherwise.
+``"auto"`` picks the kernel for CUDA tensors when mamba-ssm imports, the numba kernels for CPU
+tensors when numba imports, and the chunked torch scan otherwise.
 
 How the chunked scan works
 --------------------------
@@ -49,15 +53,17 @@ pathological input degrades towards the sequential loop, never to inf/nan. Every
 from __future__ import annotations
 
 import math
+import os
 from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["selective_scan", "selective_scan_reference", "mamba_ssm_available", "default_chunk_size"]
+__all__ = ["selective_scan", "selective_scan_reference", "mamba_ssm_available", "numba_available",
+           "default_chunk_size"]
 
 Tensor = torch.Tensor
-_BACKENDS = ("auto", "torch", "mamba_ssm", "reference")
+_BACKENDS = ("auto", "numba", "torch", "mamba_ssm", "reference")
 # Largest exponent we let exp() see inside a chunk (see the module docstring).
 _MAX_EXPONENT = 40.0
 # Work on blocks of channels so that each (batch, channels, L, N) intermediate stays ~cache sized
@@ -65,6 +71,7 @@ _MAX_EXPONENT = 40.0
 _CPU_BLOCK_ELEMENTS = 1 << 19
 
 _mamba_fn = None  # cached mamba-ssm selective_scan_fn (or False after a failed import)
+_numba_fn = None  # cached facelab.nn.scan_numba.selective_scan_numba (or False after a failed import)
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,6 +95,32 @@ def _load_mamba():
     return _mamba_fn or None
 
 
+def numba_available() -> bool:
+    """True when the compiled CPU backend (numba) imports. Imports numba on the first call."""
+    return _load_numba() is not None
+
+
+def _load_numba():
+    global _numba_fn
+    if _numba_fn is None:
+        # numba caches compiled kernels in __pycache__ next to the source, which fails on a
+        # read-only install (site-packages, a mounted checkout); facelab's cache dir is always
+        # writable and shared by clones. numba reads the variable when it is first imported, so
+        # this must happen before that (a user's own NUMBA_CACHE_DIR wins).
+        if "NUMBA_CACHE_DIR" not in os.environ:
+            try:
+                from facelab.config import cache_dir
+                os.environ["NUMBA_CACHE_DIR"] = str(cache_dir() / "numba")
+            except OSError:  # no writable cache dir: numba falls back to its own locations
+                pass
+        try:
+            from facelab.nn.scan_numba import selective_scan_numba
+            _numba_fn = selective_scan_numba
+        except Exception:  # ImportError, or a numba/llvmlite that does not fit this numpy
+            _numba_fn = False
+    return _numba_fn or None
+
+
 def default_chunk_size(device: Union[torch.device, str, None] = None) -> int:
     """Chunk length T for our scan. Tuned on a 2-core CPU (32); GPUs prefer longer chunks (fewer
     carry steps, larger kernels)."""
@@ -103,9 +136,11 @@ def selective_scan(
 ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     """Selective scan with mamba-ssm's ``selective_scan_fn`` semantics (see the module docstring).
 
-    ``backend``: ``"auto"`` (mamba-ssm's kernel for CUDA tensors when it imports, else ours),
-    ``"torch"`` (ours, chunked), ``"mamba_ssm"`` (the kernel; raises if unavailable) or
-    ``"reference"`` (sequential loop). ``chunk_size`` and ``compile`` (``torch.compile`` of the
+    ``backend``: ``"auto"`` (mamba-ssm's kernel for CUDA tensors when it imports, the numba
+    kernels for CPU tensors when numba imports, else the chunked torch scan), ``"numba"``
+    (compiled CPU kernels; raises if numba is missing or a tensor is not on the CPU), ``"torch"``
+    (ours, chunked), ``"mamba_ssm"`` (the kernel; raises if unavailable) or ``"reference"``
+    (sequential loop). ``chunk_size`` and ``compile`` (``torch.compile`` of the
     chunk computation; off by default, and pointless on CPU) only affect ``"torch"``.
     Returns ``out`` (batch, D, L) in u's dtype, and with ``return_last_state`` also the final
     state (batch, D, N) in float32.
@@ -113,7 +148,19 @@ def selective_scan(
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     if backend == "auto":
-        backend = "mamba_ssm" if (u.is_cuda and _load_mamba() is not None) else "torch"
+        if u.is_cuda:
+            backend = "mamba_ssm" if _load_mamba() is not None else "torch"
+        else:
+            on_cpu = all(t is None or t.device.type == "cpu" for t in (u, delta, A, B, C, D, z, delta_bias))
+            backend = "numba" if on_cpu and _load_numba() is not None else "torch"
+    if backend == "numba":
+        fn = _load_numba()
+        if fn is None:
+            raise RuntimeError("backend='numba' needs an importable numba (pip install numba)")
+        if any(t is not None and t.device.type != "cpu" for t in (u, delta, A, B, C, D, z, delta_bias)):
+            raise RuntimeError("backend='numba' runs on CPU tensors only")
+        _check(u, delta, A, B, C)
+        return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     if backend == "mamba_ssm":
         fn = _load_mamba()
         if fn is None:
