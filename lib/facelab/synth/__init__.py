@@ -11,7 +11,14 @@ Generators (all seedable, never touching global RNGs):
   visibility, identity parameters and a one-sentence description.
 * :func:`scenes` - 0..max_faces faces per image with boxes, for detectors.
 * :func:`contact_sheet` / :func:`save_contact_sheets` - figures per expression.
-* :class:`SynthFaces` / :class:`SynthScenes` - cached torch datasets.
+* :func:`videos` - clips with timed AU events (onset/apex/offset), blinks, head motion,
+  optional distractor faces, event lists and captions written from them.
+* :func:`dyads` - a speaker whose mouth follows speech (a wav or synthetic) and a listener
+  reacting causally after a delay (nods at pauses, mirrored smiles and brow raises).
+* :func:`sdf_samples` / :func:`closed_face` - signed distances, normals and UV colours
+  around a watertight closed face.
+* :class:`SynthFaces` / :class:`SynthScenes` / :class:`SynthVideos` / :class:`SynthDyads` /
+  :class:`SynthSDF` - cached torch datasets.
 
 Expression tables (EMFACS-style basic emotions and compounds) are in
 :mod:`facelab.synth.expressions`.
@@ -21,7 +28,12 @@ from __future__ import annotations
 from .expressions import ALL_EXPRESSIONS, AU_MAX, BASIC, COMPOUND
 from .generators import FaceBatch, SceneBatch, faces, scenes
 from .figures import contact_sheet, save_contact_sheets
-from .datasets import SynthFaces, SynthScenes
+from .videos import VideoBatch, videos
+from .dyads import DyadBatch, dyads
+from .sdf import ClosedFace, SDFSamples, closed_face, sdf_samples
+from .datasets import SynthDyads, SynthFaces, SynthScenes, SynthSDF, SynthVideos
 
 __all__ = ["faces", "scenes", "FaceBatch", "SceneBatch", "contact_sheet", "save_contact_sheets",
-           "SynthFaces", "SynthScenes", "ALL_EXPRESSIONS", "AU_MAX", "BASIC", "COMPOUND"]
+           "SynthFaces", "SynthScenes", "ALL_EXPRESSIONS", "AU_MAX", "BASIC", "COMPOUND",
+           "videos", "VideoBatch", "dyads", "DyadBatch", "sdf_samples", "closed_face", "ClosedFace", "SDFSamples",
+           "SynthVideos", "SynthDyads", "SynthSDF"]
