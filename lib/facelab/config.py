@@ -172,3 +172,20 @@ def run_dir(notebook: str, profile: str) -> Path:
     p = repo_root() / "runs" / notebook / profile
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def prepare_numba() -> None:
+    """Environment for numba, set before it is first imported (a user's own values win).
+
+    * ``NUMBA_CACHE_DIR``: compiled kernels go to facelab's cache (writable, shared by clones)
+      instead of ``__pycache__`` beside a possibly read-only source.
+    * ``NUMBA_THREADING_LAYER=workqueue``: numba's default OpenMP pool keeps spinning after a
+      parallel kernel returns and fights torch's own threads; on a 2-core machine that made the
+      convolutions around a scan ~30x slower. The work-queue layer parks its threads.
+    """
+    if "NUMBA_CACHE_DIR" not in os.environ:
+        try:
+            os.environ["NUMBA_CACHE_DIR"] = str(cache_dir() / "numba")
+        except OSError:  # no writable cache dir: numba falls back to its own locations
+            pass
+    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")

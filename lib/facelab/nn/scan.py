@@ -103,16 +103,9 @@ def numba_available() -> bool:
 def _load_numba():
     global _numba_fn
     if _numba_fn is None:
-        # numba caches compiled kernels in __pycache__ next to the source, which fails on a
-        # read-only install (site-packages, a mounted checkout); facelab's cache dir is always
-        # writable and shared by clones. numba reads the variable when it is first imported, so
-        # this must happen before that (a user's own NUMBA_CACHE_DIR wins).
-        if "NUMBA_CACHE_DIR" not in os.environ:
-            try:
-                from facelab.config import cache_dir
-                os.environ["NUMBA_CACHE_DIR"] = str(cache_dir() / "numba")
-            except OSError:  # no writable cache dir: numba falls back to its own locations
-                pass
+        from facelab.config import prepare_numba
+
+        prepare_numba()  # cache dir and threading layer, before numba's first import
         try:
             from facelab.nn.scan_numba import selective_scan_numba
             _numba_fn = selective_scan_numba

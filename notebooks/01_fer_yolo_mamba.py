@@ -1,0 +1,743 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · FER-YOLO-Mamba: facial expression detection with a selective state-space neck
+#
+# **Paper.** H. Ma, S. Lei, T. Celik, H.-C. Li, "FER-YOLO-Mamba: Facial Expression Detection and
+# Classification Based on Selective State Space", arXiv [2405.01828](https://arxiv.org/abs/2405.01828)
+# (2024). Official code: `SwjtuMa/FER-YOLO-Mamba` (built on bubbliiiing's `yolox-pytorch`).
+#
+# **The idea.** Facial expression recognition usually runs in two stages: a face detector, then a
+# classifier on the crop. FER-YOLO-Mamba does both in one pass: a YOLOX detector whose classes are
+# the 7 basic expressions. Its novelty is in the neck: the four CSP layers of YOLOX's PAFPN are
+# replaced by **FER-YOLO-VSS** blocks. Each block splits its channels in two: one half goes through
+# a cheap convolutional **FRM** (feature refinement module with an attention MLP, *ABMLP*), the other
+# through **OSS**, a 2-D selective scan (Mamba's input-dependent state-space recurrence, run along
+# 8 routes over the feature map, so every position sees the whole map at linear cost). Local detail
+# (convolutions) and global context (the scan) are fused by a 1x1 conv with a residual.
+#
+# What this notebook does: writes the VSS block and SS2D out in full (on `facelab.nn.selective_scan`,
+# which runs mamba-ssm's CUDA kernel on a GPU and compiled numba kernels on a CPU), builds the
+# detector from the generic YOLOX parts in `facelab.nn.yolox`, trains it **and** a CNN baseline (the
+# same detector with the original CSP layers) on the same budget, and compares VOC mAP@0.5, per-class
+# AP, precision/recall/F1, parameters, FLOPs and images/s.
+#
+# Profiles: `smoke` = synthetic scenes (`facelab.synth.scenes`), 96 px, a narrow model, CPU, < 3 min;
+# `demo` = scenes of real FER2013 faces pasted at varied scales onto backgrounds, 320 px, YOLOX-s
+# widths, one GPU; `paper` = RAF-DB original images with their boxes (or the official SFEW lists),
+# 320 px, 300 epochs.
+
+# %% tags=["parameters"]
+profile = "auto"
+data_root = None      # demo: FER2013 folder <root>/<split>/<class>/*.jpg; paper: RAF-DB basic/ root or an SFEW list file
+seed = 0
+out_dir = None
+eval_split = None     # None: per profile (smoke: held-out synthetic scenes, demo: FER2013 publictest faces, paper: RAF-DB test / SFEW val list)
+epochs = None         # override the profile's epochs
+max_train = None      # cap the number of training scenes (quick tries of the demo/paper path on a CPU)
+max_eval = None       # cap the number of evaluation scenes
+width = None          # override the width multiplier (YOLOX-s: 0.5)
+scan_backend = "auto"  # selective scan backend: auto | torch | numba | mamba_ssm | reference
+compile_mode = None   # torch.compile mode for the throughput measurement on GPU ("default", "max-autotune", ...)
+cuda_graph = True     # also time the detectors replayed from a CUDA graph (GPU only)
+threads = None        # CPU threads for torch and numba (None: 1 in smoke, else the libraries' defaults)
+
+# %%
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facelab import config, viz
+from facelab.metrics_det import evaluate_detections
+from facelab.nn import selective_scan
+from facelab.nn import yolox as Y
+from facelab.nn.scan_orders import ORDER_NAMES, scan_orders
+from facelab.results import Report
+from facelab.train import TrainConfig, fit
+
+T_START = time.time()
+PROFILE = config.resolve_profile(profile)
+CFG = config.pick(PROFILE, {
+    # smoke: 96 px synthetic scenes with one large face; width 0.125 (YOLOX-s is 0.5), d_state 8
+    # (paper 16), lighter mosaic/mixup, 120 steps, so that two detectors train on a 2-core CPU in
+    # about a minute each. AdamW: SGD from scratch needs far more steps than a smoke run has.
+    "smoke": {"size": 96, "width": 0.125, "depth": 0.33, "d_state": 8, "n_train": 160, "n_val": 48,
+              "max_faces": 1, "face_frac": (0.45, 0.8), "epochs": 12, "batch": 16, "optimizer": "adamw",
+              "lr": 5e-3, "weight_decay": 5e-4, "warmup_epochs": 1, "aug_frac": 0.7, "mosaic": 0.3,
+              "mixup": 0.15, "ema_decay": 0.9, "ema_tau": 20.0, "conf": 0.05, "nms": 0.5, "speed_size": 96, "speed_batches": (1, 8)},
+    # demo: real FER2013 faces (48 px grey) pasted onto backgrounds at 320 px; YOLOX-s widths.
+    "demo": {"size": 320, "width": 0.5, "depth": 0.33, "d_state": 16, "n_train": 6000, "n_val": 600,
+             "max_faces": 4, "face_px": (40, 150), "epochs": 30, "batch": 32, "optimizer": "adamw",
+             "lr": 2e-3, "weight_decay": 5e-4, "warmup_epochs": 2, "aug_frac": 0.7, "mosaic": 0.5,
+             "mixup": 0.5, "ema_decay": 0.999, "ema_tau": 500.0, "conf": 0.05, "nms": 0.5, "speed_size": 320, "speed_batches": (1, 32)},
+    # paper: train.py of the official code (320 px, 300 epochs, SGD momentum 0.937, wd 5e-4,
+    # lr 1e-2 * bs / 64, 3 warm-up epochs, EMA 0.9999, mosaic/mixup 0.5 for the first 70 %).
+    "paper": {"size": 320, "width": 0.5, "depth": 0.33, "d_state": 16, "n_train": None, "n_val": None,
+              "max_faces": None, "epochs": 300, "batch": 16, "optimizer": "sgd", "momentum": 0.937,
+              "lr": 1e-2 * 16 / 64, "weight_decay": 5e-4, "warmup_epochs": 3, "aug_frac": 0.7, "mosaic": 0.5,
+              "mixup": 0.5, "ema_decay": 0.9999, "ema_tau": 2000.0, "conf": 0.05, "nms": 0.5, "speed_size": 320, "speed_batches": (1, 32)},
+}, epochs=epochs, width=width)
+for key, cap in (("n_train", max_train), ("n_val", max_eval)):
+    if cap is not None and CFG[key] is not None:
+        CFG[key] = min(CFG[key], int(cap))
+# Threads: the smoke models are tiny, and on a shared 2-core machine two thread pools (torch's and
+# numba's OpenMP pool, which keeps spinning after each scan) fighting over the cores made every
+# convolution 5-10x slower than one thread. Smoke therefore runs single-threaded; facelab.nn's scan
+# makes numba use its "workqueue" pool, which does not spin (config.prepare_numba).
+THREADS = threads if threads is not None else (1 if PROFILE == "smoke" else None)
+if THREADS is not None:
+    torch.set_num_threads(int(THREADS))
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(int(THREADS)))
+OUT = config.out_dir("01_fer_yolo_mamba", out_dir)
+rng = config.seed_everything(seed)
+DEVICE = config.device()
+CLASSES = config.BASIC7          # the head's 7 classes, canonical ids 0..6 (neutral ... anger)
+NC = len(CLASSES)
+print(f"profile {PROFILE} | device {DEVICE} | figures -> {OUT}")
+print(CFG)
+
+# %% [markdown]
+# ## Data
+#
+# **The paper** trains on RAF-DB (the *original* images with the provided face boxes, 7 classes)
+# and on SFEW 2.0 frames (720x576 movie stills) with boxes, one face per image, listed as
+# `path x1,y1,x2,y2,cls` (the official `2007_train.txt` / `2007_val.txt`, a ~90/10 split of 1251
+# frames, not SFEW's official split). `facelab.data.RAFDBDetection` and `SFEWDetection` read both and
+# map labels to the canonical order.
+#
+# **This profile:** `smoke` renders 96 px scenes with `facelab.synth.scenes` (one synthetic face,
+# 45-80 % of the image wide, with its exact box and expression label); `demo` composes scenes from **real** FER2013 faces: each 48x48
+# grey face is resized to 40-150 px and pasted (with a feathered edge, so the box is not a hard
+# step) onto a synthetic background turned grey, at non-overlapping places; the pasted square is the
+# exact box. Training scenes use FER2013 `train` faces, evaluation scenes `publictest` faces.
+
+# %%
+from facelab import synth
+
+
+def synth_scenes(n, size, max_faces, face_frac, seed):
+    b = synth.scenes(n, size, max_faces=max_faces, min_faces=1, seed=seed, expressions=list(CLASSES),
+                     face_frac=tuple(face_frac), max_iou=0.05)
+    return b.images, b.boxes, b.labels
+
+
+def compose_fer_scenes(faces, labels, n, size, max_faces, face_px, seed, feather=3):
+    """Scenes of real faces: FER2013 crops pasted onto grey synthetic backgrounds.
+
+    Returns (images uint8 (n, size, size) grey, boxes list of (k, 4), labels list of (k,))."""
+    from PIL import Image
+    from facelab.synth.backgrounds import KINDS, backgrounds
+
+    r = np.random.default_rng(seed)
+    bg_rng = np.random.default_rng(seed + 1)
+    images = np.empty((n, size, size), np.uint8)
+    all_boxes, all_labels = [], []
+    ramp = np.minimum(np.arange(1, 200) / feather, 1.0)
+    for a in range(0, n, 64):
+        m = min(64, n - a)
+        bg = backgrounds(r.integers(0, len(KINDS), m), size, size, bg_rng).numpy()
+        bg = (bg @ np.array([0.299, 0.587, 0.114])) * 255.0
+        for i in range(m):
+            canvas = bg[i]
+            boxes, labs = [], []
+            for _ in range(int(r.integers(1, max_faces + 1))):
+                for _try in range(20):
+                    s = int(r.integers(face_px[0], face_px[1] + 1))
+                    x0, y0 = int(r.integers(0, size - s + 1)), int(r.integers(0, size - s + 1))
+                    b = np.array([x0, y0, x0 + s, y0 + s], np.float32)
+                    if all(_iou(b, o) < 0.02 for o in boxes):
+                        break
+                else:
+                    continue
+                k = int(r.integers(0, len(faces)))
+                face = np.asarray(Image.fromarray(faces[k]).resize((s, s), Image.BILINEAR), np.float64)
+                edge = ramp[np.minimum(np.arange(s), np.arange(s)[::-1])]
+                alpha = np.minimum(edge[:, None], edge[None, :])
+                canvas[y0:y0 + s, x0:x0 + s] = alpha * face + (1 - alpha) * canvas[y0:y0 + s, x0:x0 + s]
+                boxes.append(b)
+                labs.append(int(labels[k]))
+            images[a + i] = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
+            all_boxes.append(np.array(boxes, np.float32).reshape(-1, 4))
+            all_labels.append(np.array(labs, np.int64))
+    return images, all_boxes, all_labels
+
+
+def _iou(a, b):
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter + 1e-9)
+
+
+root = config.dataset_root(data_root, "FER2013 <root>/<split>/<class>/*.jpg (demo); RAF-DB basic/ or an SFEW list (paper)")
+if PROFILE == "smoke" and root is None:
+    DATASET = "synth.scenes"
+    train_src = synth_scenes(CFG["n_train"], CFG["size"], CFG["max_faces"], CFG["face_frac"], seed)
+    val_src = synth_scenes(CFG["n_val"], CFG["size"], CFG["max_faces"], CFG["face_frac"], seed + 10_000)
+elif PROFILE in ("smoke", "demo"):
+    from facelab.data import FER2013Folder
+
+    if root is None:
+        raise config.ConfigError("profile 'demo' composes scenes from real FER2013 faces: pass data_root="
+                                 "<FER2013 folder with train/ and publictest/> (e.g. /work/shared/data/fer2013)")
+    DATASET = f"FER2013 faces composed into {CFG['size']} px scenes"
+    split_eval = eval_split or "publictest"
+    tr_faces, tr_labels = FER2013Folder(root, "train").as_arrays()
+    ev_faces, ev_labels = FER2013Folder(root, split_eval).as_arrays()
+    face_px = CFG["face_px"] if "face_px" in CFG else tuple(int(CFG["size"] * f) for f in CFG["face_frac"])
+    train_src = compose_fer_scenes(tr_faces, tr_labels, CFG["n_train"], CFG["size"], CFG["max_faces"], face_px, seed)
+    val_src = compose_fer_scenes(ev_faces, ev_labels, CFG["n_val"], CFG["size"], CFG["max_faces"], face_px, seed + 10_000)
+else:  # paper: RAF-DB (a folder) or SFEW (a list file)
+    from pathlib import Path
+
+    from facelab.data import RAFDBDetection, SFEWDetection
+
+    if root is None:
+        raise config.ConfigError("profile 'paper' needs data_root: RAF-DB's basic/ folder (Image/original, "
+                                 "Annotation/boundingbox, EmoLabel) or the SFEW list file 2007_train.txt")
+    if Path(root).is_file():
+        DATASET = "SFEW 2.0 (official FER-YOLO-Mamba lists)"
+        train_src = SFEWDetection(root)
+        val_src = SFEWDetection(eval_split or Path(root).with_name("2007_val.txt"))
+    else:
+        DATASET = "RAF-DB original images + boxes"
+        train_src = RAFDBDetection(root, "train")
+        val_src = RAFDBDetection(root, eval_split or "test")
+    if max_train is not None:
+        train_src = torch.utils.data.Subset(train_src, range(min(int(max_train), len(train_src))))
+    if max_eval is not None:
+        val_src = torch.utils.data.Subset(val_src, range(min(int(max_eval), len(val_src))))
+
+MAX_OBJ = 8 if CFG["max_faces"] is None else max(4, CFG["max_faces"])
+train_ds = Y.LetterboxDetection(train_src, CFG["size"], MAX_OBJ)
+val_ds = Y.LetterboxDetection(val_src, CFG["size"], MAX_OBJ)
+report = Report("01_fer_yolo_mamba", profile=PROFILE, dataset=DATASET, out_dir=OUT)
+n_boxes = sum(int((val_ds[i][1][:, 0] >= 0).sum()) for i in range(len(val_ds)))
+print(f"{DATASET}: {len(train_ds)} training images, {len(val_ds)} evaluation images with {n_boxes} faces")
+
+plt = viz._plt()
+fig, axes = plt.subplots(2, 4, figsize=(10, 5.2))
+for ax, i in zip(axes.flat, range(8)):
+    img, t = train_ds[i]
+    ax.imshow(img.permute(1, 2, 0).numpy())
+    for c, x1, y1, x2, y2 in t[t[:, 0] >= 0].tolist():
+        ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="lime", lw=1.5))
+        ax.text(x1, y1 - 2, CLASSES[int(c)], color="lime", fontsize=7)
+    ax.axis("off")
+fig.suptitle(f"training scenes ({DATASET}) with their boxes and expression labels")
+viz.savefig(fig, OUT, "training_scenes")
+
+# %% [markdown]
+# ## The FER-YOLO-VSS block
+#
+# The paper's block (its Fig. 2 and Sec. III-B; `ConvSSM1` in the official code) works on
+# channels-last maps `(B, H, W, C)`. With `X = [X_l, X_r]` the two channel halves:
+#
+# $$ Y = X + \mathrm{Conv}_{1\times1}\big([\,\mathrm{FRM}(X_l),\; X_r + \mathrm{SS2D}(\mathrm{LN}(X_r))\,]\big) $$
+#
+# **FRM** (left half, local features): 1x1 conv `C/2 -> C/4`, BN, ReLU, **ABMLP**, 1x1 conv back to
+# `C/2`, BN. ABMLP is an attention block with an MLP, squeeze-and-excitation style: global average
+# pool, three bias-free linear layers `C/4 -> C/64 -> C/64 -> C/4` with ReLUs, a sigmoid, and a
+# per-channel rescaling of its input. Why: the convolution half keeps fine local detail (the mouth
+# corners, the brows) and ABMLP lets global context decide which of those channels matter.
+
+# %%
+class ABMLP(nn.Module):
+    """Attention block with an MLP: s = sigmoid(W3 relu(W2 relu(W1 GAP(x)))), out = x * s."""
+
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.fc = nn.Sequential(nn.Linear(channels, hidden, bias=False), nn.ReLU(inplace=True),
+                                nn.Linear(hidden, hidden, bias=False), nn.ReLU(inplace=True),
+                                nn.Linear(hidden, channels, bias=False), nn.Sigmoid())
+
+    def forward(self, x):                       # x: (B, C, H, W)
+        s = self.fc(x.mean((2, 3)))
+        return x * s[:, :, None, None].to(x.dtype)
+
+
+class FRM(nn.Module):
+    """Feature refinement module: 1x1 conv C -> C/2, BN, ReLU, ABMLP, 1x1 conv back, BN (C = the half's width)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        mid = max(1, channels // 2)
+        self.body = nn.Sequential(nn.Conv2d(channels, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+                                  ABMLP(mid), nn.Conv2d(mid, channels, 1, bias=False), nn.BatchNorm2d(channels))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+# %% [markdown]
+# ### SS2D: the selective scan in 8 directions (the OSS half)
+#
+# Mamba's selective state space (Gu & Dao 2023, eq. 2a/2b) runs, for every channel `d`, the linear
+# recurrence $h_t = \exp(\Delta_t A)\, h_{t-1} + \Delta_t B_t u_t$, $y_t = C_t h_t + D u_t$ with
+# $\Delta_t = \mathrm{softplus}(W_\Delta\, x_t + b)$, $B_t = W_B x_t$, $C_t = W_C x_t$ computed **from the
+# input** (the "selective" part: the model decides per position what to remember). A 1-D recurrence
+# only sees the past, so a 2-D map is flattened along several routes and the outputs are summed.
+# FER-YOLO-Mamba's OSSM (VMamba-v2 style, d_state 16, expansion 2) uses **8 routes**: rows, columns,
+# diagonals, anti-diagonals, and each reversed (`facelab.nn.scan_orders`). Each route `k` has its own
+# `x_proj`, `dt_proj`, `A_log` and `D`.
+#
+# The block: `in_proj` (Linear `C -> 2 * 2C`) gives `(x, z)`; `x` -> depthwise 3x3 conv -> SiLU -> the
+# 8 scans -> summed back onto the grid -> LayerNorm -> times SiLU(z) -> `out_proj` back to `C`.
+#
+# Implementation: the 8 routes are index permutations, so the 8 sequences are one gather `(B, d, L)
+# -> (B, 8, d, L)`. Flattening the routes into the channel axis, `(B, 8d, L)`, makes it **one**
+# selective-scan call, with B and C *grouped* `(B, 8, N, L)` (channel `k*d + i` reads group `k`);
+# `selective_scan` runs mamba-ssm's fused CUDA kernel on a GPU, compiled numba kernels on a CPU. The
+# scan runs in float32 (as the official code forces), whatever the autocast dtype.
+#
+# One deliberate difference: the official code's "diagonal" routes are cyclic shifts modulo the width
+# (`(i + j) mod W`), which wrap around the map's edge; we walk true diagonals (`i - j` and `i + j`
+# constant), which keep neighbours on the route spatial neighbours.
+
+# %%
+class SS2D(nn.Module):
+    """2-D selective scan over ``directions`` (default: the 8 routes), VMamba-style.
+
+    Input and output are channels-last ``(B, H, W, d_model)``."""
+
+    def __init__(self, d_model: int, d_state: int = 16, expand: float = 2.0, d_conv: int = 3,
+                 directions=ORDER_NAMES, dt_min: float = 1e-3, dt_max: float = 0.1, backend: str = "auto"):
+        super().__init__()
+        bad = [d for d in directions if d not in ORDER_NAMES]
+        if bad or not directions:
+            raise ValueError(f"directions must be a non-empty subset of {ORDER_NAMES}, got {directions}")
+        self.directions, self.backend = tuple(directions), backend
+        K = len(self.directions)
+        d_inner = int(expand * d_model)
+        R = math.ceil(d_model / 16)
+        self.K, self.d_inner, self.d_state, self.dt_rank = K, d_inner, d_state, R
+        self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=False)
+        self.conv2d = nn.Conv2d(d_inner, d_inner, d_conv, padding=d_conv // 2, groups=d_inner)
+        # per direction: x_proj (d_inner -> R + 2N), dt_proj (R -> d_inner), A_log, D
+        self.x_proj_weight = nn.Parameter(torch.empty(K, R + 2 * d_state, d_inner).uniform_(-d_inner ** -0.5, d_inner ** -0.5))
+        self.dt_projs_weight = nn.Parameter(torch.empty(K, d_inner, R).uniform_(-R ** -0.5, R ** -0.5))
+        dt = torch.exp(torch.rand(K, d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=1e-4)
+        self.dt_projs_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))      # softplus^-1(dt)
+        self.A_logs = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(K * d_inner, 1))
+        self.Ds = nn.Parameter(torch.ones(K * d_inner))
+        self.out_norm = nn.LayerNorm(d_inner)
+        self.out_proj = nn.Linear(d_inner, d_model, bias=False)
+        self._orders = {}
+
+    def routes(self, h: int, w: int, device):
+        key = (h, w, str(device))
+        if key not in self._orders:
+            o = scan_orders(h, w, device)
+            L = h * w
+            order = torch.cat([o[n][0] for n in self.directions])                 # gather: route k, step t
+            merge = torch.cat([o[n][1] + k * L for k, n in enumerate(self.directions)])  # back to positions
+            self._orders[key] = (order, merge)
+        return self._orders[key]
+
+    def forward(self, x):                                   # (B, H, W, d_model)
+        Bsz, H, W, _ = x.shape
+        L, K, d, N, R = H * W, self.K, self.d_inner, self.d_state, self.dt_rank
+        x, z = self.in_proj(x).chunk(2, dim=-1)             # (B, H, W, d) each
+        x = x.permute(0, 3, 1, 2)                           # (B, d, H, W), channels-last in memory
+        if not x.is_cuda:                                   # CPU convs are faster on NCHW memory
+            x = x.contiguous()
+        x = F.silu(self.conv2d(x))                          # depthwise 3x3 conv
+        order, merge = self.routes(H, W, x.device)          # (K * L,) each
+        # cross-scan: the K routes as one index_select, (B, d, L) -> (B, d, K, L) -> (B, K, d, L)
+        xs = x.reshape(Bsz, d, L).index_select(2, order).reshape(Bsz, d, K, L).transpose(1, 2)
+        x_dbl = torch.einsum("bkdl,kcd->bkcl", xs, self.x_proj_weight.to(xs.dtype))
+        dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=2)
+        dts = torch.einsum("bkrl,kdr->bkdl", dts, self.dt_projs_weight.to(dts.dtype))
+        y = selective_scan(xs.float().reshape(Bsz, K * d, L), dts.float().reshape(Bsz, K * d, L),
+                           -torch.exp(self.A_logs.float()), Bs.float().contiguous(), Cs.float().contiguous(),
+                           self.Ds.float(), None, self.dt_projs_bias.float().reshape(-1), True,
+                           backend=self.backend)
+        # cross-merge: route k's step inverse_k[p] is position p; sum the K routes' outputs
+        y = y.reshape(Bsz, K, d, L).transpose(1, 2).reshape(Bsz, d, K * L)
+        y = y.index_select(2, merge).reshape(Bsz, d, K, L).sum(2)              # (B, d, L)
+        y = self.out_norm(y.transpose(1, 2)).reshape(Bsz, H, W, d)
+        return self.out_proj(y.to(z.dtype) * F.silu(z))
+
+
+class VSSBlock(nn.Module):
+    """FER-YOLO-VSS: [FRM(X_l), X_r + SS2D(LN(X_r))] -> 1x1 conv -> + X. Keeps its channel count.
+
+    Takes and returns (B, C, H, W) tensors (channels-last memory works end to end)."""
+
+    def __init__(self, channels: int, d_state: int = 16, backend: str = "auto", directions=ORDER_NAMES):
+        super().__init__()
+        if channels % 2:
+            raise ValueError(f"VSSBlock needs an even channel count, got {channels}")
+        half = channels // 2
+        self.frm = FRM(half)
+        self.ln = nn.LayerNorm(half, eps=1e-6)
+        self.ss2d = SS2D(half, d_state=d_state, backend=backend, directions=directions)
+        self.fuse = nn.Conv2d(channels, channels, 1)
+        self.out_channels = channels
+
+    def forward(self, x):                                   # (B, C, H, W)
+        left, right = x.chunk(2, dim=1)
+        r = right.permute(0, 2, 3, 1)                       # channels-last view
+        r = r + self.ss2d(self.ln(r))
+        # back to the input's memory layout (channels-last on GPU, plain NCHW on CPU)
+        fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        r = r.permute(0, 3, 1, 2).to(left.dtype).contiguous(memory_format=fmt)
+        y = torch.cat([self.frm(left), r], 1)
+        return x + self.fuse(y)
+
+
+def build_detector(kind: str, width: float = 0.5, depth: float = 0.33, num_classes: int = 7,
+                   d_state: int = 16, backend: str = "auto"):
+    """``"vss"``: FER-YOLO-Mamba (VSS blocks in the PAFPN); ``"csp"``: the YOLOX baseline."""
+    if kind not in ("vss", "csp"):
+        raise ValueError(f"kind must be 'vss' or 'csp', got {kind!r}")
+    bb = Y.CSPDarknet(depth, width)
+    if kind == "vss":
+        def make_layer(cin, cout, n):       # a VSS block keeps its channels; the neck adapts to it
+            return VSSBlock(cin, d_state=d_state, backend=backend)
+    else:
+        make_layer = Y.csp_layer
+    neck = Y.PAFPN(bb.out_channels, depth, make_layer)
+    return Y.YOLOX(bb, neck, Y.YOLOXHead(num_classes, neck.out_channels, hidden=int(256 * width)), strides=(8, 16, 32))
+
+
+# %% [markdown]
+# ### What the 8 routes buy: each output position sees the whole map
+#
+# Below, the 8 routes on a 6x6 grid (colour = visiting order), and the receptive field of one
+# output position of an SS2D layer (|d output / d input| summed over channels): with the row route
+# alone, a position sees only what the scan has already passed (the rows above and the left part of
+# its own row); with all 8 routes it sees every position. We also check that SS2D gives the same
+# output with the default scan backend as with the sequential reference loop.
+
+# %%
+orders = scan_orders(6, 6)
+fig, axes = plt.subplots(1, 8, figsize=(14, 2.2))
+for ax, name in zip(axes, ORDER_NAMES):
+    rank = orders[name][1].reshape(6, 6).numpy()
+    ax.imshow(rank, cmap="viridis")
+    path = orders[name][0].numpy()
+    ax.plot(path % 6, path // 6, color="w", lw=0.8)
+    ax.plot(path[0] % 6, path[0] // 6, "o", color="r", ms=4)
+    ax.set_title(name, fontsize=9)
+    ax.axis("off")
+fig.suptitle("the 8 scan routes (start: red dot; colour: visiting order)")
+viz.savefig(fig, OUT, "scan_routes")
+
+torch.manual_seed(seed)
+g = 12
+rf = {}
+for label, dirs in (("rows only", ("rows",)), ("8 routes", ORDER_NAMES)):
+    layer = SS2D(8, d_state=8, directions=dirs, backend=scan_backend)
+    inp = torch.randn(1, g, g, 8, requires_grad=True)
+    layer(inp)[0, g // 2, g // 2].abs().sum().backward()
+    rf[label] = inp.grad.abs().sum(-1)[0]
+fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+for ax, (label, m) in zip(axes, rf.items()):
+    ax.imshow((m > 1e-7 * m.max()).float().numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.plot(g // 2, g // 2, "r+", ms=10)
+    ax.set_title(f"{label}: {(m > 1e-7 * m.max()).float().mean():.0%} of the map")
+    ax.axis("off")
+fig.suptitle("receptive field of one SS2D output (red +)")
+viz.savefig(fig, OUT, "ss2d_receptive_field")
+report.check("ss2d_8_routes_see_whole_map", bool((rf["8 routes"] > 0).all()) and bool((rf["rows only"] == 0).any()))
+
+layer = SS2D(16, d_state=16).eval()
+xin = torch.randn(2, 7, 9, 16)
+with torch.no_grad():
+    y_fast = layer(xin)
+    layer.backend = "reference"
+    y_ref = layer(xin)
+err = (y_fast - y_ref).abs().max().item()
+print(f"SS2D with the default backend vs the sequential reference: max |diff| = {err:.2e}")
+report.metric("ss2d_backend_vs_reference_max_abs", err)
+report.check("ss2d_matches_reference_scan", err < 1e-4)
+
+# %% [markdown]
+# ## The detector, and the official code's stride quirk
+#
+# The backbone is YOLOX-s's CSPDarknet (depth 0.33, width 0.5): at 320x320 it gives `dark3/4/5` =
+# 128@40², 256@20², 512@10². The PAFPN's four CSP layers become VSS blocks on the concatenated maps,
+# which keep their widths (512, 256, 256, 512 at YOLOX-s), so `reduce_conv1` is 512 -> 128 and the
+# three outputs have 256, 256 and 512 channels; the head's 1x1 stems bring each to 128.
+#
+# **The quirk.** In the official `nets/yolo.py` the P3 output (256@40²) goes through
+# `reduce_conv111`, a 3x3 conv with **stride 2**, so the "stride-8" head reads a 20x20 map. The loss
+# (`YOLOLoss`) hard-codes strides `[8, 16, 32]`, so in training a P3 cell `(i, j)` is treated as the
+# image point `8 (j, i)` and can only cover the top-left quarter of the image, while decoding at
+# inference uses `input / h = 16` and puts the same cell at `16 (j, i)`: training and inference
+# disagree, and the fine level that should find small faces is effectively at stride 16. (At the
+# code's latest commit the full model even crashes: the head receives 256 channels where it expects
+# 128.) **Our consistent version** feeds the stride-8 head the 40x40 P3 map itself (its 1x1 stem does
+# the 256 -> 128 reduction), so the strides assumed by the loss and by decoding are the true ones.
+#
+# The baseline is the same detector with YOLOX's CSP layers, trained with the same recipe and budget.
+
+# %%
+def make(kind):
+    torch.manual_seed(seed)
+    return build_detector(kind, CFG["width"], CFG["depth"], NC, CFG["d_state"], scan_backend)
+
+
+def scan_flops(model, size):
+    """Estimated FLOPs of the selective scans (not seen by torch's FLOP counter): ~9 per
+    (channel, position, state) as mamba-ssm's own estimate, plus the D skip term."""
+    total = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: total.append(
+        9 * mod.K * mod.d_inner * inp[0].shape[1] * inp[0].shape[2] * mod.d_state * inp[0].shape[0]
+        + mod.K * mod.d_inner * inp[0].shape[1] * inp[0].shape[2] * inp[0].shape[0]))
+             for m in model.modules() if isinstance(m, SS2D)]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, size, size))
+    for h in hooks:
+        h.remove()
+    return sum(total)
+
+
+models = {"vss": make("vss"), "csp": make("csp")}
+cost = {}
+for kind, m in models.items():
+    conv_flops = Y.count_flops(m, 320)
+    sf = scan_flops(m, 320)
+    cost[kind] = {"params_M": Y.count_params(m) / 1e6, "gflops_320": (conv_flops + sf) / 1e9, "scan_gflops_320": sf / 1e9}
+    print(f"{kind}: {cost[kind]['params_M']:.2f} M parameters, {cost[kind]['gflops_320']:.2f} GFLOPs at 320x320 "
+          f"(of which selective scans {sf / 1e9:.3f}); width {CFG['width']}")
+with torch.no_grad():
+    shapes = [tuple(o.shape) for o in models["vss"].eval()(torch.zeros(1, 3, 320, 320))]
+print("head outputs at 320 px:", shapes)
+report.check("head_maps_match_strides", [s[-1] for s in shapes] == [40, 20, 10])
+
+# %% [markdown]
+# ## Training
+#
+# YOLOX's recipe (official `train.py`): SimOTA label assignment and `5 * IoU loss + BCE(obj) + BCE(cls)`
+# (`facelab.nn.yolox.YOLOXLoss`), an EMA of the weights (evaluated), a cosine learning rate after a
+# linear warm-up, and mosaic + mixup (probability 0.5 each) plus flips and saturation/value jitter
+# for the first 70 % of the epochs. EMA decay 0.9999 (paper) averages over ~10,000 steps, longer than a
+# smoke (0.9) or demo (0.999) run, so those profiles use shorter horizons. Differences from the official run, by profile: smoke and demo
+# use AdamW (from scratch, few steps) instead of SGD; the paper profile uses SGD with momentum
+# 0.937 through `facelab.train` (no Nesterov, cosine to 0 instead of to 0.01x, no frozen first 100
+# epochs: the official "freeze" also froze the random-init Mamba neck, which we consider a bug).
+# The batch augmentation runs on the training device (`augment_batch`).
+
+# %%
+def train_detector(model, desc):
+    steps_per_epoch = max(1, len(train_ds) // CFG["batch"])
+    ema = Y.ModelEMA(model, decay=CFG["ema_decay"], tau=CFG["ema_tau"])
+    loss_fn = Y.YOLOXLoss(NC, model.strides)
+    gen = torch.Generator().manual_seed(seed)
+    aug_epochs = int(round(CFG["aug_frac"] * CFG["epochs"]))
+    state = {"epoch": 0, "model": None}
+
+    def on_step(epoch, i):
+        state["epoch"] = epoch
+        if state["model"] is not None:        # the optimiser stepped since the last call
+            ema.update(state["model"])
+
+    def step(m, batch):
+        state["model"] = m
+        images, targets = batch
+        x = images.float() / 255.0
+        if state["epoch"] < aug_epochs:
+            x, targets = Y.augment_batch(x, targets, gen, mosaic=CFG["mosaic"], mixup=CFG["mixup"])
+        if x.is_cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss, logs = loss_fn(m(x), targets)
+        return loss, logs
+
+    tc = TrainConfig(epochs=CFG["epochs"], batch_size=CFG["batch"], lr=CFG["lr"], weight_decay=CFG["weight_decay"],
+                     optimizer=CFG["optimizer"], momentum=CFG.get("momentum", 0.9), scheduler="cosine",
+                     warmup_steps=CFG["warmup_epochs"] * steps_per_epoch, seed=seed, desc=desc,
+                     num_workers=0 if PROFILE == "smoke" else 4, clip_grad=10.0)
+    if DEVICE.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    t0 = time.time()
+    hist = fit(model, train_ds, tc, step=step, on_step=on_step)
+    ema.update(state["model"])
+    return ema.ema, hist, time.time() - t0
+
+
+@torch.no_grad()
+def detect(model, ds, batch=32):
+    model.eval().to(DEVICE)
+    dets, gts = [], []
+    for a in range(0, len(ds), batch):
+        items = [ds[i] for i in range(a, min(len(ds), a + batch))]
+        x = torch.stack([it[0] for it in items]).float().div(255).to(DEVICE)
+        amp = torch.autocast("cuda", dtype=torch.bfloat16) if DEVICE.type == "cuda" else torch.autocast("cpu", enabled=False)
+        with amp:
+            outs = model(x)
+        dets += Y.postprocess(outs, model.strides, CFG["conf"], CFG["nms"])
+        for _, t in items:
+            t = t[t[:, 0] >= 0]
+            gts.append((t[:, 1:].numpy(), t[:, 0].long().numpy()))
+    return dets, gts
+
+
+def evaluate(model):
+    dets, gts = detect(model, val_ds)
+    return evaluate_detections(dets, gts, NC, class_names=CLASSES), dets
+
+
+untrained, _ = evaluate(make("vss"))
+print(f"untrained FER-YOLO-Mamba: mAP@0.5 = {untrained['mAP']:.4f}")
+
+results, histories, trained, train_time = {}, {}, {}, {}
+for kind, name in (("vss", "FER-YOLO-Mamba"), ("csp", "YOLOX baseline")):
+    trained[kind], histories[kind], train_time[kind] = train_detector(models[kind], name)
+    results[kind], _ = evaluate(trained[kind])
+    print(f"{name}: mAP@0.5 {results[kind]['mAP']:.4f}, P {results[kind]['precision']:.3f}, "
+          f"R {results[kind]['recall']:.3f}, F1 {results[kind]['F1']:.3f} | trained in {train_time[kind]:.0f} s")
+
+fig = viz.curves({f"{k} loss": h.epochs["loss"] for k, h in histories.items()}, xlabel="epoch",
+                 title="training loss (per-epoch mean)")
+viz.savefig(fig, OUT, "loss_curves")
+
+# %% [markdown]
+# ## Evaluation
+#
+# VOC mAP@0.5 (all-point interpolated AP per class, averaged over the classes present), per-class
+# AP, and precision / recall / F1 at score 0.5 (`facelab.metrics_det`), with the official code's
+# confidence threshold 0.05 and class-aware NMS at IoU 0.5. `class_agnostic_AP` treats every box as
+# one class: how well faces are *found*, whatever their expression. The EMA weights are evaluated.
+
+# %%
+import pandas as pd
+
+rows = {}
+for kind, name in (("vss", "FER-YOLO-Mamba"), ("csp", "YOLOX baseline")):
+    r = results[kind]
+    rows[name] = {"mAP@0.5": r["mAP"], "face AP (class-agnostic)": r["class_agnostic_AP"], "precision": r["precision"],
+                  "recall": r["recall"], "F1": r["F1"], **{f"AP {c}": r[f"AP/{c}"] for c in CLASSES}}
+rows["untrained"] = {"mAP@0.5": untrained["mAP"], "face AP (class-agnostic)": untrained["class_agnostic_AP"]}
+table = pd.DataFrame(rows).T
+print(table.round(3).to_string())
+
+fig, ax = plt.subplots(figsize=(8, 3))
+xs = np.arange(NC)
+for off, (kind, name) in zip((-0.2, 0.2), (("vss", "FER-YOLO-Mamba"), ("csp", "YOLOX baseline"))):
+    ax.bar(xs + off, [np.nan_to_num(results[kind][f"AP/{c}"]) for c in CLASSES], 0.4, label=name)
+ax.set_xticks(xs, CLASSES)
+ax.set_ylabel("AP@0.5")
+ax.legend()
+ax.set_title(f"per-class AP ({DATASET}, profile {PROFILE})")
+viz.savefig(fig, OUT, "per_class_ap")
+
+dets, _ = detect(trained["vss"], torch.utils.data.Subset(val_ds, range(8)))
+fig, axes = plt.subplots(2, 4, figsize=(10, 5.2))
+for ax, i in zip(axes.flat, range(8)):
+    img, t = val_ds[i]
+    ax.imshow(img.permute(1, 2, 0).numpy())
+    for c, x1, y1, x2, y2 in t[t[:, 0] >= 0].tolist():
+        ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="lime", lw=1.2, ls="--"))
+    keep = dets[i][:, 4] > 0.3
+    keep[:1] = True                               # always the best-scoring box, whatever its score
+    for x1, y1, x2, y2, s, c in dets[i][keep].tolist():
+        ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="red", lw=1.5))
+        ax.text(x1, y2 + 8, f"{CLASSES[int(c)]} {s:.2f}", color="red", fontsize=7)
+    ax.axis("off")
+fig.suptitle("FER-YOLO-Mamba detections (red: the best box and any with score > 0.3) vs ground truth (green dashed)")
+viz.savefig(fig, OUT, "detections")
+
+# %% [markdown]
+# ## Speed: images/s
+#
+# Inference throughput (forward pass of the whole detector, no NMS) at the profile's input size,
+# batch 1 and a large batch. On a GPU we time fp32, bf16 autocast + channels-last, and the same
+# replayed from a CUDA graph (and `torch.compile` when `compile_mode` is set), and report the best.
+# The reference (GPU note, one H100): the official backbone + VSS neck alone runs 77 images/s at
+# batch 1 and 1,427 at batch 32 at 320 px; our goal there is 3x and 1.5x for the full detector.
+
+# %%
+speed = {}
+size = CFG["speed_size"]
+for kind in ("vss", "csp"):
+    for bs in CFG["speed_batches"]:
+        variants = {"fp32": {}}
+        if DEVICE.type == "cuda":
+            variants["bf16_cl"] = {"amp_dtype": torch.bfloat16, "channels_last": True}
+            if cuda_graph:
+                variants["bf16_cl_graph"] = {"amp_dtype": torch.bfloat16, "channels_last": True, "cuda_graph": True}
+            if compile_mode:
+                variants["bf16_cl_compile"] = {"amp_dtype": torch.bfloat16, "channels_last": True, "compile": compile_mode}
+        reps = 3 if DEVICE.type == "cpu" else 30
+        for vname, kw in variants.items():
+            try:
+                speed[(kind, bs, vname)] = Y.throughput(make(kind).to(DEVICE), size, bs, reps=reps, warmup=1, **kw)
+            except Exception as e:  # a path that cannot run here (e.g. graph capture) is reported, not fatal
+                print(f"{kind} batch {bs} {vname}: not measured ({type(e).__name__}: {e})")
+for (kind, bs, vname), v in speed.items():
+    print(f"{kind:4s} batch {bs:3d} {vname:16s} {v:9.1f} images/s at {size} px on {DEVICE.type}")
+
+
+def best(kind, bs):
+    vals = [v for (k, b, _), v in speed.items() if k == kind and b == bs]
+    return max(vals) if vals else float("nan")
+
+
+# %% [markdown]
+# ## Results
+#
+# The paper's mAP@0.5 values are from our notes (about 80.3 % on RAF-DB and 66.7 % on SFEW) and are
+# **to be checked against the PDF's tables**: we could not read them. Smoke numbers are a check that
+# the pipeline learns on synthetic data, never a reproduction.
+
+# %%
+PAPER_DS = "RAF-DB (UNVERIFIED recollection, check the PDF)"
+for kind, tag in (("vss", "fer_yolo_mamba"), ("csp", "baseline")):
+    r = results[kind]
+    report.metric(f"{tag}_mAP50", r["mAP"], paper=0.803 if kind == "vss" else None,
+                  paper_dataset=PAPER_DS if kind == "vss" else None)
+    report.metric(f"{tag}_face_AP50_class_agnostic", r["class_agnostic_AP"])
+    for k in ("precision", "recall", "F1"):
+        report.metric(f"{tag}_{k}", r[k])
+    for c in CLASSES:
+        report.metric(f"{tag}_AP50_{c}", r[f"AP/{c}"])
+    report.metric(f"{tag}_params_M", cost[kind]["params_M"])
+    report.metric(f"{tag}_GFLOPs_320", cost[kind]["gflops_320"])
+    report.metric(f"{tag}_train_s", train_time[kind])
+    for bs in CFG["speed_batches"]:
+        report.metric(f"{tag}_images_per_s_{size}px_b{bs}_{DEVICE.type}", best(kind, bs))
+report.metric("untrained_mAP50", untrained["mAP"])
+report.metric("ss2d_sequence_routes", len(ORDER_NAMES))
+
+first = {k: h.epochs["loss"][0] for k, h in histories.items()}
+last = {k: h.epochs["loss"][-1] for k, h in histories.items()}
+# margins: mAP (7 expressions) must beat the untrained model's by MAP_MARGIN; the class-agnostic
+# face AP (are the faces found at all) by 0.25. In smoke the classes have had ~2,000 face samples,
+# far fewer than a classifier needs (facelab's synthetic-face CNN test uses 32,000), so mAP is
+# low there while faces are already found: both are reported.
+MAP_MARGIN = 0.02 if PROFILE == "smoke" else 0.1
+for kind, tag in (("vss", "fer_yolo_mamba"), ("csp", "baseline")):
+    report.check(f"{tag}_mAP_above_untrained", results[kind]["mAP"] > untrained["mAP"] + MAP_MARGIN)
+    report.check(f"{tag}_finds_faces", results[kind]["class_agnostic_AP"] > untrained["class_agnostic_AP"] + 0.25)
+    report.check(f"{tag}_loss_decreased", last[kind] < 0.8 * first[kind])
+report.save()
+print(f"wall time {time.time() - T_START:.0f} s")
+report.table()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+CHECKS = ["ss2d_8_routes_see_whole_map", "ss2d_matches_reference_scan", "head_maps_match_strides",
+          "fer_yolo_mamba_mAP_above_untrained", "baseline_mAP_above_untrained", "fer_yolo_mamba_finds_faces",
+          "baseline_finds_faces", "fer_yolo_mamba_loss_decreased", "baseline_loss_decreased"]
+report.print_checks(CHECKS)

@@ -1,0 +1,192 @@
+"""facelab.nn.yolox: shapes of YOLOX-s, the pluggable neck, SimOTA, loss, decoding + NMS, EMA,
+augmentation (boxes follow the pixels) and letterbox."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from facelab.nn import yolox as Y
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run faster on one thread (and do not fight other jobs for the cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _model(width=0.125, depth=0.33, make_layer=Y.csp_layer, nc=7):
+    bb = Y.CSPDarknet(depth, width)
+    neck = Y.PAFPN(bb.out_channels, depth, make_layer)
+    return Y.YOLOX(bb, neck, Y.YOLOXHead(nc, neck.out_channels, hidden=int(256 * width)))
+
+
+def test_yolox_s_backbone_shapes_at_320():
+    bb = Y.CSPDarknet(0.33, 0.5)
+    assert bb.out_channels == (128, 256, 512)
+    with torch.no_grad():
+        f = bb(torch.zeros(1, 3, 320, 320))
+    assert f["dark3"].shape == (1, 128, 40, 40) and f["dark4"].shape == (1, 256, 20, 20)
+    assert f["dark5"].shape == (1, 512, 10, 10)
+
+
+class KeepChannels(nn.Module):
+    """A neck layer that ignores the requested output width (like a VSS block)."""
+
+    def __init__(self, cin, cout, n):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cin, 1)
+        self.out_channels = cin
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_pafpn_adapts_to_layers_that_keep_channels():
+    m = _model(make_layer=KeepChannels)
+    assert m.neck.out_channels == (64, 64, 128)  # 2*c3, 2*c3, 2*c4; dark3/4/5 = 32/64/128 at width 0.125
+    with torch.no_grad():
+        outs = m(torch.zeros(2, 3, 64, 64))
+    assert [o.shape for o in outs] == [(2, 12, 8, 8), (2, 12, 4, 4), (2, 12, 2, 2)]
+
+
+def test_prior_bias_and_decode():
+    m = _model()
+    with torch.no_grad():
+        outs = m(torch.rand(1, 3, 64, 64))
+    pred, grids, strides = Y.decode_outputs(outs, m.strides)
+    assert pred.shape == (1, 64 + 16 + 4, 12) and grids.shape == (84, 2)
+    assert torch.allclose(pred[..., 4].sigmoid().mean(), torch.tensor(0.01), atol=0.02)
+    with pytest.raises(ValueError):
+        Y.decode_outputs(outs, (8, 16))
+
+
+def _outputs_with_one_box(nc=3, size=64, strides=(8, 16, 32), cell=(3, 2), wh=(20.0, 12.0), cls=1):
+    outs = []
+    for s in strides:
+        n = size // s
+        o = torch.zeros(1, 5 + nc, n, n)
+        o[:, 4] = -10.0
+        o[:, 5:] = -10.0
+        outs.append(o)
+    o = outs[0]
+    x, y = cell
+    o[0, 0, y, x] = o[0, 1, y, x] = 0.5                 # centre of the cell
+    o[0, 2, y, x], o[0, 3, y, x] = np.log(wh[0] / 8), np.log(wh[1] / 8)
+    o[0, 4, y, x] = 10.0
+    o[0, 5 + cls, y, x] = 10.0
+    return outs
+
+
+def test_postprocess_recovers_a_box_and_nms_removes_duplicates():
+    outs = _outputs_with_one_box()
+    outs[0][0, :, 2, 4] = outs[0][0, :, 2, 3]            # a duplicate one cell to the right
+    outs[0][0, 0, 2, 4] = -0.5                           # ...shifted back to the same centre
+    outs[0][0, 4, 2, 4] = 5.0                            # with a lower score
+    det = Y.postprocess(outs, (8, 16, 32), conf_thre=0.1, nms_thre=0.5)[0]
+    assert det.shape == (1, 6)
+    cx, cy = 3.5 * 8, 2.5 * 8
+    assert torch.allclose(det[0, :4], torch.tensor([cx - 10, cy - 6, cx + 10, cy + 6]), atol=1e-3)
+    assert det[0, 5] == 1 and det[0, 4] > 0.99
+
+
+def test_simota_assigns_anchors_inside_the_box_and_loss_backpropagates():
+    torch.manual_seed(0)
+    m = _model(nc=3)
+    loss_fn = Y.YOLOXLoss(3)
+    x = torch.rand(2, 3, 64, 64)
+    targets = torch.full((2, 4, 5), -1.0)
+    targets[0, 0] = torch.tensor([2, 8.0, 8.0, 40.0, 40.0])
+    targets[0, 1] = torch.tensor([0, 40.0, 30.0, 60.0, 60.0])   # image 1 has no objects
+    outs = m(x)
+    pred, grids, strides = Y.decode_outputs(outs, m.strides)
+    centers = (grids + 0.5) * strides[:, None]
+    gt = targets[0, :2, 1:]
+    fg, matched, iou = loss_fn._simota(pred[0].detach(), gt, targets[0, :2, 0].long(), centers, strides)
+    assert fg.sum() >= 2 and len(matched) == fg.sum() and set(matched.tolist()) == {0, 1}
+    c = centers[fg]
+    g = gt[matched]
+    r = 2.5 * strides[fg][:, None]
+    gc = (g[:, :2] + g[:, 2:]) / 2
+    assert ((c - gc).abs() < r).all()                    # every assigned anchor is near its gt centre
+    loss, logs = loss_fn(outs, targets)
+    assert torch.isfinite(loss) and logs["num_fg"] > 0
+    loss.backward()
+    assert all(p.grad is not None for p in m.head.parameters())
+    with pytest.raises(ValueError):
+        loss_fn(outs, targets[..., :4])
+
+
+def test_loss_overfits_one_image():
+    torch.manual_seed(0)
+    m = _model(nc=2)
+    loss_fn = Y.YOLOXLoss(2)
+    x = torch.rand(1, 3, 64, 64)
+    t = torch.tensor([[[1, 10.0, 12.0, 42.0, 50.0]]])
+    opt = torch.optim.Adam(m.parameters(), 3e-3)
+    first = None
+    for _ in range(30):
+        loss, _ = loss_fn(m(x), t)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():  # batch statistics (train mode): 30 steps do not settle BN's running ones
+        det = Y.postprocess(m(x), m.strides, conf_thre=0.05)[0]
+    assert loss.item() < 0.5 * first
+    assert len(det) and det[0, 5] == 1
+    assert Y.bboxes_iou(det[:1, :4], t[0, :, 1:])[0, 0] > 0.5
+
+
+def test_ema_follows_the_formula():
+    m = nn.Linear(2, 1)
+    ema = Y.ModelEMA(m, decay=0.9, tau=1.0)
+    w0 = m.weight.detach().clone()
+    with torch.no_grad():
+        m.weight.add_(1.0)
+    ema.update(m)
+    d = 0.9 * (1 - np.exp(-1.0))
+    assert torch.allclose(ema.ema.weight, d * w0 + (1 - d) * (w0 + 1))
+    with pytest.raises(ValueError):
+        Y.ModelEMA(m, decay=1.5)
+
+
+def test_augment_keeps_boxes_on_their_pixels():
+    # white squares on black: after mosaic/mixup/flip every kept box still covers bright pixels
+    B, S = 6, 64
+    imgs = torch.zeros(B, 3, S, S)
+    targets = torch.full((B, 2, 5), -1.0)
+    for i in range(B):
+        x0, y0 = 4 + 6 * i, 10 + 3 * i
+        imgs[i, :, y0:y0 + 24, x0:x0 + 24] = 1.0
+        targets[i, 0] = torch.tensor([i % 3, x0, y0, x0 + 24, y0 + 24])
+    g = torch.Generator().manual_seed(0)
+    out, t = Y.augment_batch(imgs, targets, g, mosaic=1.0, mixup=0.5, flip=0.5, hsv=None, fill=0.0)
+    assert out.shape == imgs.shape and t.shape[0] == B and t.shape[-1] == 5
+    n = 0
+    for i in range(B):
+        for row in t[i][t[i, :, 0] >= 0]:
+            x1, y1, x2, y2 = row[1:].round().int().tolist()
+            assert 0 <= x1 < x2 <= S and 0 <= y1 < y2 <= S
+            inside = out[i, 0, y1 + 1:y2 - 1, x1 + 1:x2 - 1]
+            assert inside.mean() > 0.4, (i, row, inside.mean())
+            n += 1
+    assert n >= B
+
+
+def test_letterbox_and_dataset():
+    img = np.zeros((50, 100, 3), np.uint8)
+    out, boxes = Y.letterbox(img, np.array([[10, 10, 50, 30]]), 64)
+    assert out.shape == (64, 64, 3) and out[40, 0, 0] == 114
+    np.testing.assert_allclose(boxes, [[6.4, 6.4, 32, 19.2]])
+    ds = Y.LetterboxDetection(([img], [np.array([[10, 10, 50, 30]])], [np.array([3])]), 64, max_objects=4,
+                              label_map={3: 0})
+    x, t = ds[0]
+    assert x.shape == (3, 64, 64) and x.dtype == torch.uint8
+    assert t.shape == (4, 5) and t[0, 0] == 0 and (t[1:, 0] == -1).all()
+    with pytest.raises(ValueError):
+        Y.letterbox(np.zeros((4, 4, 2)), np.zeros((0, 4)), 8)
