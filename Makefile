@@ -8,7 +8,7 @@ LOCK_HASH := $(shell cat requirements-lock.txt pyproject.toml 2>/dev/null | sha2
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: venv assets run test test-unit test-notebooks lab gpu-check bench clean
+.PHONY: venv assets run test test-unit test-long lab gpu-check bench clean
 
 $(STAMP): requirements-lock.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -34,10 +34,14 @@ run: venv
 test: venv
 	-$(VPY) -m facelab assets
 	$(VPY) -m facelab nbval-prepare runs/nbval >/dev/null
-	$(VPY) -m pytest -x $(PYTEST_ARGS) tests runs/nbval --nbval-lax --nbval-cell-timeout=600
+	$(VPY) -m pytest -x -m "not long" $(PYTEST_ARGS) tests runs/nbval --nbval-lax --nbval-cell-timeout=600
 
 test-unit: venv
-	$(VPY) -m pytest -x $(PYTEST_ARGS) tests
+	$(VPY) -m pytest -x -m "not long" $(PYTEST_ARGS) tests
+
+## Tests of many CPU-minutes (e.g. realism of synth against real FER2013; needs FACELAB_DATA).
+test-long: venv
+	$(VPY) -m pytest -m long $(PYTEST_ARGS) tests
 
 lab: venv
 	$(VPY) -m jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks

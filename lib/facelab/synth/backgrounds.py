@@ -14,9 +14,43 @@ def backgrounds(kinds: np.ndarray, height: int, width: int, rng: np.random.Gener
     Drawn at a quarter of the pixels and upsampled: a slightly defocused background is
     realistic and costs a fraction of the face.
     """
+    fast = _numba_backgrounds(np.asarray(kinds), height, width, rng)
+    if fast is not None:
+        return fast
     small = _background_small(np.asarray(kinds), max(8, height // 2), max(8, width // 2), rng)
     up = F.interpolate(small.permute(0, 3, 1, 2), size=(height, width), mode="bilinear", align_corners=False)
     return up.permute(0, 2, 3, 1).contiguous()
+
+
+def _numba_backgrounds(kinds: np.ndarray, height: int, width: int, rng: np.random.Generator):
+    """The same backgrounds from the same random draws, evaluated by a compiled kernel
+    (:mod:`facelab.synth.raster_numba`, one image per thread); None without numba."""
+    from .render import _load_numba
+    mod = _load_numba()
+    if mod is None:
+        return None
+    n = len(kinds)
+    h, w = max(8, height // 2), max(8, width // 2)
+    # draw exactly what _background_small / _clutter draw, in the same order
+    c0 = rng.uniform(0.1, 0.9, (n, 3)).astype(np.float32)
+    c1 = np.clip(c0 + rng.normal(0, 0.12, (n, 3)).astype(np.float32), 0, 1)
+    ang = rng.uniform(0, 2 * np.pi, n).astype(np.float32)
+    noisy = int((kinds == 1).sum())
+    grids, amps = [], (0.25, 0.12, 0.06)
+    if noisy:
+        for cells in (4, 12, min(40, h // 2)):
+            g = rng.standard_normal((noisy, 3, cells, cells)).astype(np.float32)
+            grids.append(g[:, :1] + np.float32(0.35) * g)
+    m, shapes = int((kinds == 2).sum()), 14
+    sh, col = np.zeros((0, shapes, 5)), np.zeros((0, shapes, 3), np.float32)
+    if m:
+        cx, cy = rng.uniform(0, 1, (m, shapes)), rng.uniform(0, 1, (m, shapes))
+        rx, ry = rng.uniform(0.03, 0.3, (m, shapes)), rng.uniform(0.03, 0.3, (m, shapes))
+        kind = rng.integers(0, 3, (m, shapes))
+        col = rng.uniform(0.05, 0.95, (m, shapes, 3)).astype(np.float32)
+        sh = np.stack([cx, cy, rx, ry, kind], -1).astype(np.float32).astype(np.float64)
+    out = mod.backgrounds(kinds, c0, c1, ang, grids, amps[:len(grids)], sh, col, (h, w), (height, width))
+    return torch.from_numpy(out)
 
 
 def _background_small(kinds: np.ndarray, height: int, width: int, rng: np.random.Generator) -> torch.Tensor:

@@ -8,6 +8,7 @@ rasteriser used.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -26,6 +27,40 @@ class Rendered:
     depth: np.ndarray         # (n, 468) float32, towards the viewer, pixels
     coverage: np.ndarray      # (n, H, W) float32 in [0,1]: fraction of the pixel covered by the face
     supersampled: torch.Tensor | None = None  # (n, H*s, W*s, 3) float image before filtering, when asked
+
+
+#: Rasteriser backends: "auto" (numba when it imports, else torch), "numba", "torch".
+BACKENDS = ("auto", "numba", "torch")
+_numba_mod = None  # facelab.synth.raster_numba once imported (False after a failed import)
+
+
+def _load_numba():
+    global _numba_mod
+    if _numba_mod is None:
+        from facelab.config import prepare_numba
+
+        prepare_numba()  # cache dir and threading layer, before numba's first import
+        try:
+            from . import raster_numba
+            _numba_mod = raster_numba
+        except Exception:  # ImportError, or a numba/llvmlite that does not fit this numpy
+            _numba_mod = False
+    return _numba_mod or None
+
+
+def numba_available() -> bool:
+    """True when the compiled renderer (numba) imports. Imports numba on the first call."""
+    return _load_numba() is not None
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown render backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "numba" if numba_available() else "torch"
+    if backend == "numba" and not numba_available():
+        raise RuntimeError("render backend 'numba' requested but numba does not import; use backend='torch'")
+    return backend
 
 
 def texture_res(size: int) -> int:
@@ -53,7 +88,8 @@ def vertex_normals(v: torch.Tensor, tris: torch.Tensor) -> torch.Tensor:
 
 def render(meshes: np.ndarray, ident: dict, pose: np.ndarray, scale: np.ndarray, center_xy: np.ndarray,
            light: np.ndarray, background: torch.Tensor | np.ndarray, size: int | tuple[int, int],
-           supersample: int = 2, textures: torch.Tensor | None = None, keep_supersampled: bool = False) -> Rendered:
+           supersample: int = 2, textures: torch.Tensor | None = None, keep_supersampled: bool = False,
+           backend: str = "auto") -> Rendered:
     """Render n faces.
 
     meshes (n, 468, 3) centred model-space meshes (``geometry.face_meshes``); pose (n, 3)
@@ -61,6 +97,10 @@ def render(meshes: np.ndarray, ident: dict, pose: np.ndarray, scale: np.ndarray,
     mesh origin; light (n, 4): direction (x, y, z towards viewer) and ambient level;
     background (n, H*s, W*s, 3) float in [0, 1] at the supersampled size; ``textures``
     (n, R, R, 3) overrides the atlases composed from ``ident`` (tests paint marks with it).
+    ``backend``: "numba" (:mod:`facelab.synth.raster_numba`, one compiled pass per face, faces
+    in parallel), "torch" (:mod:`facelab.synth.raster`, vectorised over the batch) or "auto"
+    (numba when it imports). Both give the same landmarks and visibility rules and images that
+    differ by rounding only.
     """
     H, W = (size, size) if isinstance(size, int) else size
     s = int(supersample)
@@ -72,6 +112,8 @@ def render(meshes: np.ndarray, ident: dict, pose: np.ndarray, scale: np.ndarray,
     ss = scr.copy()
     ss[..., :2] = ss[..., :2] * s + (s - 1) / 2
     ss[..., 2] *= s
+    if resolve_backend(backend) == "numba":
+        return _render_numba(scr, ss, ident, light, background, (H, W), s, textures, keep_supersampled, scale)
     tris = torch.as_tensor(topo.tris)
     v = torch.as_tensor(ss)
     frags = raster.rasterize(v, tris, H * s, W * s)
@@ -105,18 +147,47 @@ def render(meshes: np.ndarray, ident: dict, pose: np.ndarray, scale: np.ndarray,
     cov[frags.pixel] = 1.0
     cov = cov.reshape(n, H, s, W, s).mean((2, 4))
     images = (img * 255 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
-    # visibility of the 468 landmarks: inside the image, front-facing and on top of the z-buffer
-    lm = scr[:, :G.N, :2]
+    visible = _visibility(scr, ss, frags.depth.numpy(), normals[:, :G.N, 2].numpy(), (H, W), s, scale)
+    return Rendered(images=images, landmarks=scr[:, :G.N, :2].astype(np.float32), visible=visible,
+                    depth=scr[:, :G.N, 2].astype(np.float32), coverage=cov.numpy(),
+                    supersampled=bg.reshape(n, H * s, W * s, 3) if keep_supersampled else None)
+
+
+def _visibility(scr, ss, depth, normal_z, hw, s, scale) -> np.ndarray:
+    """Visibility of the 468 landmarks: inside the image, front-facing and on top of the
+    z-buffer ``depth`` (flat (n*H*s*W*s,) or (n, H*s, W*s))."""
+    H, W = hw
+    n = len(scr)
     px = np.rint(ss[:, :G.N, 0]).astype(np.int64)
     py = np.rint(ss[:, :G.N, 1]).astype(np.int64)
     inside = (px >= 0) & (px < W * s) & (py >= 0) & (py < H * s)
     flat = (np.arange(n)[:, None] * H * s + py.clip(0, H * s - 1)) * W * s + px.clip(0, W * s - 1)
-    zbuf = frags.depth.numpy()[flat]
+    zbuf = depth.reshape(-1)[flat]
     # a vertex is hidden when something is nearer by more than ~3% of the face width
     # (steep surfaces change depth by a pixel or more within the rounding of its position)
     tol = 0.03 * s * np.asarray(scale)[:, None] * 175
-    front = normals[:, :G.N, 2].numpy() > -0.05
-    visible = inside & front & (ss[:, :G.N, 2] >= zbuf - tol)
-    return Rendered(images=images, landmarks=lm.astype(np.float32), visible=visible,
-                    depth=scr[:, :G.N, 2].astype(np.float32), coverage=cov.numpy(),
-                    supersampled=bg.reshape(n, H * s, W * s, 3) if keep_supersampled else None)
+    front = normal_z[:, :G.N] > -0.05
+    return inside & front & (ss[:, :G.N, 2] >= zbuf - tol)
+
+
+def _render_numba(scr, ss, ident, light, background, hw, s, textures, keep_supersampled, scale) -> Rendered:
+    topo = G.topology()
+    H, W = hw
+    bg = background.numpy() if isinstance(background, torch.Tensor) else np.asarray(background, np.float32)
+    kw = {}
+    if textures is not None:
+        kw["textures"] = textures.numpy() if isinstance(textures, torch.Tensor) else np.asarray(textures)
+    else:
+        basis, const = texture.linear_basis_np(texture_res(max(H, W)))
+        kw.update(basis=basis, const=const, coefs=texture.colour_coefficients(ident))
+    out = _load_numba().render_faces(ss, _topology_i32(), topo.uv, _vertex_gloss(), light, bg, (H, W), s,
+                                     keep_supersampled=keep_supersampled, **kw)
+    visible = _visibility(scr, ss, out["depth"], out["normal_z"], (H, W), s, scale)
+    sup = torch.from_numpy(out["supersampled"]) if keep_supersampled else None
+    return Rendered(images=out["images"], landmarks=scr[:, :G.N, :2].astype(np.float32), visible=visible,
+                    depth=scr[:, :G.N, 2].astype(np.float32), coverage=out["coverage"], supersampled=sup)
+
+
+@lru_cache(maxsize=1)
+def _topology_i32() -> np.ndarray:
+    return np.ascontiguousarray(G.topology().tris, np.int32)

@@ -168,6 +168,13 @@ def _linear_basis(res: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(W, dtype=torch.float32), torch.tensor(const.reshape(-1, 3), dtype=torch.float32)
 
 
+@lru_cache(maxsize=4)
+def linear_basis_np(res: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_linear_basis` as contiguous float32 numpy arrays (for the compiled renderer)."""
+    W, const = _linear_basis(res)
+    return np.ascontiguousarray(W.numpy()), np.ascontiguousarray(const.numpy())
+
+
 def colour_coefficients(ident: dict) -> np.ndarray:
     """(n, K, 3) per-face colours for the rows of :func:`_linear_basis`."""
     skin = np.asarray(ident["skin_rgb"], np.float32)
