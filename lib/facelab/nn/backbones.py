@@ -13,7 +13,21 @@ import torch
 from torch import nn
 
 
-class FERNet(nn.Module):
+class _FeaturesPoolFC(nn.Module):
+    """``features`` -> global average ``pool`` -> linear ``fc``; subclasses build the three."""
+
+    @property
+    def feature_dim(self) -> int:
+        return self.fc.in_features
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+class FERNet(_FeaturesPoolFC):
     """A ResNet split into ``features`` (up to the last stage) and a linear ``fc`` head.
 
     ``forward`` returns logits; ``forward_features`` returns the last stage's map (B, C, h, w),
@@ -45,18 +59,9 @@ class FERNet(nn.Module):
         self.fc = net.fc
         self.num_classes = num_classes
 
-    @property
-    def feature_dim(self) -> int:
-        return self.fc.in_features
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.features(x)).flatten(1))
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(_FeaturesPoolFC):
     """A four-stage conv net for smoke profiles (seconds per epoch on CPU), same interface as FERNet."""
 
     def __init__(self, num_classes: int = 7, in_chans: int = 3, width: int = 32) -> None:
@@ -72,15 +77,6 @@ class SmallCNN(nn.Module):
         self.fc = nn.Linear(4 * w, num_classes)
         self.num_classes = num_classes
 
-    @property
-    def feature_dim(self) -> int:
-        return self.fc.in_features
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.features(x)).flatten(1))
 
 
 def fer_classifier(arch: str = "resnet18", num_classes: int = 7, **kw) -> nn.Module:
