@@ -1,0 +1,639 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Open-set FER: unknown expressions detected as noisy labels
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/<owner>/facelab/blob/main/notebooks/04_open_set_fer.ipynb)
+#
+# **Paper.** Yuhang Zhang, Yue Yao, Xuannan Liu, Lixiong Qin, Wenjing Wang, Weihong Deng,
+# *Open-Set Facial Expression Recognition*, AAAI 2024 ([arXiv 2401.12507](https://arxiv.org/abs/2401.12507);
+# official code `zyh-uaiaaaa/Open-Set-FER`).
+#
+# **The idea.** A FER model trained on the basic classes meets expressions it was never taught
+# (a compound such as *happily surprised*, or a basic class left out of training). Classic
+# open-set scores such as the maximum softmax probability (MSP) fail here, because all faces look
+# alike: "FER data are all human faces with very small inter-class distances, which makes the
+# open-set samples very similar to close-set samples" (abstract). The paper turns this weakness
+# around: "small inter-class distance allows for sparsely distributed pseudo labels of open-set
+# samples, which can be viewed as symmetric noisy labels. Based on this novel observation, we
+# convert the open-set FER to a noisy label detection problem."
+#
+# The pipeline (paper Fig. 3):
+# 1. a **close-set model** (ResNet-18) is trained on the known classes;
+# 2. it gives **pseudo-labels** to a pool of unlabelled images, closed and open ones mixed;
+# 3. a fresh **detector** (ResNet-50) learns the pool's pseudo-labels with cross-entropy plus an
+#    **attention-map consistency** loss that keeps it from memorising noisy labels;
+# 4. two detectors are trained by **cycle training** (each picks small-loss samples for the
+#    other, with a cyclical learning rate that yields an ensemble of snapshots);
+# 5. each sample's **cross-entropy against its pseudo-label** is the open-set score: an open-set
+#    sample carries a pseudo-label that its face does not support, so its loss stays high.
+
+# %% tags=["parameters"]
+profile = "auto"
+data_root = None
+seed = 0
+out_dir = None
+eval_split = "auto"
+open_classes = "auto"
+max_per_class = None
+close_epochs = None
+cycles = None
+cycle_epochs = None
+close_weights = None
+detector_weights = None
+
+# %% [markdown]
+# `eval_split` is the split whose images form the unlabelled pool with the held-out class's
+# training images (`"auto"`: `test` for synthetic faces and RAF-DB, `publictest` for the FER2013
+# folder; `val` for synthetic faces draws another seed). `open_classes` lists the held-out basic
+# classes (`"auto"`: in smoke the one class chosen by AU overlap below, all seven otherwise). `max_per_class` caps the images
+# per class and split, and `close_epochs`, `cycles`, `cycle_epochs` override the schedule: they are
+# for quick tries of the demo path on a CPU. `close_weights` / `detector_weights` may point at local
+# torchvision ResNet-18 / ResNet-50 state dicts (the paper starts from MS-Celeb / VGGFace2 weights;
+# nothing is downloaded here).
+
+# %%
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Subset, TensorDataset
+
+from facelab import config, viz
+from facelab.nn import ood
+from facelab.nn.backbones import fer_classifier
+from facelab.nn.cams import normalize_maps, resize_maps
+from facelab.results import Report
+from facelab.train import TrainConfig, fit, predict
+
+PROFILE = config.resolve_profile(profile)
+CFG = config.pick(PROFILE, {
+    # CPU, synthetic faces: one held-out basic class plus compound expressions as extra unknowns.
+    # Faces are rendered at 32 px on plain backgrounds with a narrower pose range and intensity 0.7-1
+    # (smoke only: an easier synthetic task so that models learn within the CPU budget).
+    "smoke": {"size": 32, "input": 32, "n_train": 1400, "n_eval": 420, "n_compound": 200,
+              "synth": {"backgrounds": "plain", "pose_range": (0.15, 0.25, 0.1), "intensity": (0.7, 1.0)},
+              "close_arch": "small", "det_arch": "small", "width": 16,
+              "close_epochs": 12, "close_batch": 32, "close_lr": 2e-3,
+              "det_lr": 2e-3, "det_batch": 32, "cycles": 3, "cycle_epochs": 2,
+              "lam": 6.0, "keep_ratio": 0.7},
+    # one GPU, FER2013 48 px grey (x3 channels), ResNet-18 with the small-input stem for both models.
+    "demo": {"size": 48, "input": 48, "n_train": 2000, "n_eval": 600, "n_compound": 300,
+             "close_arch": "resnet18", "det_arch": "resnet18", "width": 64,
+             "close_epochs": 8, "close_batch": 256, "close_lr": 1e-3,
+             "det_lr": 1e-3, "det_batch": 256, "cycles": 3, "cycle_epochs": 3,
+             "lam": 6.0, "keep_ratio": 0.7},
+    # the paper's recipe: 224 px, ResNet-18 close-set (60 epochs, batch 512), ResNet-50 detector
+    # (Adam 1e-4, 30 epochs = 3 cycles x 10, batch 128); RAF-DB / FER2013 from data_root.
+    "paper": {"size": 100, "input": 224, "n_train": 12000, "n_eval": 3000, "n_compound": 1000,
+              "close_arch": "resnet18", "det_arch": "resnet50", "width": 64,
+              "close_epochs": 60, "close_batch": 512, "close_lr": 1e-3,
+              "det_lr": 1e-4, "det_batch": 128, "cycles": 3, "cycle_epochs": 10,
+              "lam": 6.0, "keep_ratio": 0.7},
+}, close_epochs=close_epochs, cycles=cycles, cycle_epochs=cycle_epochs)
+OUT = config.out_dir("04_open_set_fer", out_dir)
+rng = config.seed_everything(seed)
+DEVICE = config.device()
+ROOT = config.dataset_root(data_root, "FER2013 <root>/<split>/<class>/*.jpg", "RAF-DB basic")
+if open_classes == "auto":
+    OPEN_CLASSES = [None] if PROFILE == "smoke" else list(config.BASIC7)   # smoke: chosen below by AU overlap
+else:
+    OPEN_CLASSES = [open_classes] if isinstance(open_classes, str) else list(open_classes)
+bad = [c for c in OPEN_CLASSES if c is not None and c not in config.BASIC7]
+if bad or not OPEN_CLASSES:
+    raise config.ConfigError(f"open_classes {open_classes!r}: expected 'auto' or names from {config.BASIC7}")
+if max_per_class is not None and (not isinstance(max_per_class, int) or max_per_class < 2):
+    raise config.ConfigError(f"max_per_class must be None or an int >= 2, got {max_per_class!r}")
+print(f"profile {PROFILE} | device {DEVICE} | held-out classes {OPEN_CLASSES} | figures -> {OUT}")
+print(CFG)
+T0 = time.time()
+
+# %% [markdown]
+# ### Which class to hold out in smoke (chosen before any result)
+#
+# The paper's premise needs open-set pseudo-labels that *scatter*. A held-out class that shares most
+# of its action units with one known class does not scatter: it is pseudo-labelled as that class,
+# consistently, and a fresh detector learns that mapping as easily as a true one. On our faces
+# **surprise** is such a class (AU1, AU2, AU5, AU25, AU26, all in fear; exploratory runs of this
+# pipeline pseudo-labelled 50 % (48 px, mixed backgrounds) and 98 % (40 px, the smoke rendering) of
+# held-out surprise images *fear*, and the detector's AUROC was 0.37 and 0.26, below MSP's 0.44 and
+# 0.27). The paper repeats the protocol for every class (demo and paper profiles do all seven); the
+# smoke run has budget for one, so it takes the class whose AU set overlaps **least** with any other
+# basic class, the maximum Jaccard index over the other classes, computed from the synthetic engine's
+# expression table (`facelab.synth.expressions.BASIC`) and checked against `facelab.faces.AU_CODEBOOK`.
+# Neutral is not a candidate: it has no AUs, so its overlap is 0 by definition, but a neutral face is
+# the zero-intensity end of *every* expression and thus next to all of them in appearance.
+
+# %%
+from facelab.faces import AU_CODEBOOK
+from facelab.synth.expressions import BASIC as SYNTH_AUS
+
+
+def max_jaccard(table: dict) -> dict:
+    sets = {c: set(table[c]) for c in config.BASIC7}
+    return {a: max((len(sets[a] & sets[b]) / len(sets[a] | sets[b]), b) for b in config.BASIC7 if b != a)
+            for a in config.BASIC7 if sets[a]}
+
+
+OVERLAP = {"synth table": max_jaccard(SYNTH_AUS), "AU_CODEBOOK": max_jaccard(AU_CODEBOOK)}
+for src, ov in OVERLAP.items():
+    print(f"{src:12s} max Jaccard with another class: " + ", ".join(f"{a} {v:.2f} ({b})" for a, (v, b) in ov.items()))
+LEAST_OVERLAP = min(OVERLAP["synth table"], key=lambda a: OVERLAP["synth table"][a][0])
+assert LEAST_OVERLAP == min(OVERLAP["AU_CODEBOOK"], key=lambda a: OVERLAP["AU_CODEBOOK"][a][0]), "tables disagree"
+OPEN_CLASSES = [LEAST_OVERLAP if c is None else c for c in OPEN_CLASSES]
+print("held-out classes:", OPEN_CLASSES)
+
+# %% [markdown]
+# ## Data: known classes, unknown expressions
+#
+# **The paper** uses RAF-DB, FERPlus and AffectNet (7 basic classes). One class *k* is held out: the
+# close-set model never sees it; the protocol is repeated for every *k* (paper Table 1).
+#
+# **This notebook.** Without `data_root` it renders faces with `facelab.synth`: 7 basic classes for
+# training and for the evaluation split, plus the 10 **compound expressions** (Du et al. 2014) as
+# extra unknowns in the evaluation split, the kind of expression the paper's introduction
+# motivates. In smoke the held-out class is the one chosen above by AU overlap. With `data_root` it reads a FER2013 folder (`<root>/<split>/<class>/*.jpg`) or RAF-DB basic
+# in their official layouts; real datasets have no compound images, so there the unknowns are the
+# held-out class only, as in the paper.
+
+# %%
+from facelab import synth
+
+EVAL_SPLIT = eval_split
+if ROOT is None:
+    DATASET = "synth"
+    if EVAL_SPLIT == "auto":
+        EVAL_SPLIT = "test"
+    if EVAL_SPLIT not in ("test", "val"):
+        raise config.ConfigError(f"eval_split {eval_split!r}: synthetic faces have 'test' and 'val'")
+    offsets = {"train": 0, "test": 1, "val": 2}
+
+    def _render(n, expressions, split, salt):
+        ds = synth.SynthFaces(n, CFG["size"], expressions=list(expressions), seed=seed * 1000 + 10 * offsets[split] + salt,
+                              cache=True, **CFG.get("synth", {}))
+        return ds.arrays["images"], ds.arrays["label"].astype(np.int64)
+
+    cap = (lambda n: n if max_per_class is None else min(n, 7 * max_per_class))
+    tr_img, tr_lab = _render(cap(CFG["n_train"]), config.BASIC7, "train", 0)
+    ev_img, ev_lab = _render(cap(CFG["n_eval"]), config.BASIC7, EVAL_SPLIT, 0)
+    cp_img, cp_lab = _render(cap(CFG["n_compound"]), synth.COMPOUND, EVAL_SPLIT, 5)
+    ev_img, ev_lab = np.concatenate([ev_img, cp_img]), np.concatenate([ev_lab, cp_lab])
+else:
+    from facelab.data import RAFDB, FER2013Folder
+
+    is_raf = (ROOT / "EmoLabel").is_dir() or (ROOT / "basic" / "EmoLabel").is_dir()
+    DATASET = "RAF-DB" if is_raf else "FER2013"
+    if EVAL_SPLIT == "auto":
+        EVAL_SPLIT = "test" if is_raf else "publictest"
+
+    def _read(split):
+        ds = RAFDB(ROOT, split) if is_raf else FER2013Folder(ROOT, split, mode="RGB")
+        img, lab = ds.as_arrays()
+        img, lab = np.asarray(img), np.asarray(lab, np.int64)
+        if img.ndim == 3:
+            img = np.repeat(img[..., None], 3, -1)
+        if max_per_class is not None:  # the first max_per_class images of every class, in file order
+            keep = np.concatenate([np.flatnonzero(lab == c)[:max_per_class] for c in np.unique(lab)])
+            img, lab = img[np.sort(keep)], lab[np.sort(keep)]
+        return img, lab
+
+    tr_img, tr_lab = _read("train")
+    ev_img, ev_lab = _read(EVAL_SPLIT)
+NAMES = synth.ALL_EXPRESSIONS
+to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
+TR_X, EV_X = to_t(tr_img), to_t(ev_img)
+print(f"{DATASET}: train {len(tr_lab)} images, {EVAL_SPLIT} {len(ev_lab)} images "
+      f"({int((ev_lab >= 8).sum())} compound), {tuple(TR_X.shape[1:])} uint8")
+report = Report("04_open_set_fer", profile=PROFILE, dataset=DATASET, out_dir=OUT)
+
+show = [int(np.flatnonzero(ev_lab == c)[0]) for c in np.unique(ev_lab)][:16]
+fig = viz.image_grid([ev_img[i] for i in show], [NAMES[ev_lab[i]] for i in show], ncols=8, size=1.3,
+                     suptitle=f"{DATASET} {EVAL_SPLIT}: one face per class (compounds = extra unknowns)")
+viz.savefig(fig, OUT, "samples")
+
+# %% [markdown]
+# Two helpers used by every model below: `prep` turns a uint8 batch into the network input
+# (resize to the profile's input size, scale to [-1, 1]); `augment` is the close-set training's
+# augmentation (paper: flip, RandomErasing with area 0.02-0.25), done on the device for speed.
+
+# %%
+def prep(x: torch.Tensor) -> torch.Tensor:
+    x = x.float() / 255.0
+    if x.shape[-1] != CFG["input"]:
+        x = F.interpolate(x, size=CFG["input"], mode="bilinear", align_corners=False)
+    return (x - 0.5) / 0.5
+
+
+def random_erase(x: torch.Tensor, p: float = 0.5, scale=(0.02, 0.25), ratio=(0.3, 3.3)) -> torch.Tensor:
+    """torchvision's RandomErasing, batched: one random box per image (with prob. p) set to 0."""
+    B, _, H, W = x.shape
+    dev = x.device
+    area = torch.empty(B, device=dev).uniform_(*scale) * H * W
+    r = torch.empty(B, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1])).exp()
+    h, w = (area * r).sqrt().clamp(1, H), (area / r).sqrt().clamp(1, W)
+    top, left = torch.rand(B, device=dev) * (H - h), torch.rand(B, device=dev) * (W - w)
+    ys, xs = torch.arange(H, device=dev)[None, :, None], torch.arange(W, device=dev)[None, None, :]
+    box = ((ys >= top[:, None, None]) & (ys < (top + h)[:, None, None])
+           & (xs >= left[:, None, None]) & (xs < (left + w)[:, None, None]))
+    box &= (torch.rand(B, device=dev) < p)[:, None, None]
+    return x.masked_fill(box[:, None], 0.0)
+
+
+def augment(x: torch.Tensor) -> torch.Tensor:
+    flip = torch.rand(x.shape[0], device=x.device) < 0.5
+    return random_erase(torch.where(flip[:, None, None, None], x.flip(-1), x))
+
+
+def logits_of(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """Logits of every image of X (uint8 NCHW), no augmentation."""
+    out = lambda m, b: (lambda o: o[0] if isinstance(o, tuple) else o)(m(prep(b[0].to(next(m.parameters()).device))))
+    return predict(model, TensorDataset(X, torch.zeros(len(X), dtype=torch.long)), batch_size=512, forward=out)[0]
+
+
+def backbone(arch: str, num_classes: int, weights: str | None) -> nn.Module:
+    if arch == "small":
+        return fer_classifier("small", num_classes, width=CFG["width"])
+    return fer_classifier(arch, num_classes, small_input=CFG["input"] <= 64, weights_path=weights)
+
+# %% [markdown]
+# ## Step 1: the close-set model and its pseudo-labels
+#
+# Paper, *Method*: "Given the input of both close-set and open-set samples, we utilize the trained
+# close-set model to generate pseudo labels for them. Open-set samples will get noisy close-set
+# labels." The close-set model is a ResNet-18 with a 6-way head trained on the training split
+# without class *k* (paper: Adam 1e-3, weight decay 1e-4, exponential decay 0.9, batch 512,
+# 60 epochs). Its pool is **all evaluation images plus class k's training images**: the official
+# code's Surprise pool holds 4358 images, 1619 open and 2739 closed.
+#
+# `run_close_set(k)` does this for one held-out class; it returns the model's logits on the pool,
+# from which the pseudo-labels (argmax) and the three post-hoc baselines come.
+
+# %%
+def split_for(k: str):
+    kid = config.BASIC7.index(k)
+    closed_ids = [c for c in range(7) if c != kid]
+    remap = torch.full((len(NAMES),), -1, dtype=torch.long)
+    remap[closed_ids] = torch.arange(6)
+    tr_mask = torch.from_numpy(tr_lab != kid)
+    pool_x = torch.cat([EV_X, TR_X[~tr_mask]])
+    pool_lab = np.concatenate([ev_lab, tr_lab[~tr_mask.numpy()]])
+    is_closed = np.isin(pool_lab, closed_ids)
+    return closed_ids, TR_X[tr_mask], remap[torch.from_numpy(tr_lab[tr_mask.numpy()])], pool_x, pool_lab, is_closed
+
+
+def close_step(model, batch):
+    x, y = augment(prep(batch[0])), batch[1]
+    logits = model(x)
+    return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean().item()}
+
+
+def run_close_set(k: str, i: int):
+    closed_ids, x, y, pool_x, pool_lab, is_closed = split_for(k)
+    torch.manual_seed(seed + 101 * i)
+    model = backbone(CFG["close_arch"], 6, close_weights)
+    cfg = TrainConfig(epochs=CFG["close_epochs"], batch_size=CFG["close_batch"], lr=CFG["close_lr"],
+                      weight_decay=1e-4, optimizer="adam", scheduler="exponential", gamma=0.9,
+                      seed=seed + 101 * i, desc=f"close-set (k={k})")
+    hist = fit(model, TensorDataset(x, y), cfg, step=close_step)
+    z = logits_of(model, pool_x)
+    return {"model": model, "hist": hist, "logits": z, "pseudo": z.argmax(1), "pool_x": pool_x,
+            "pool_lab": pool_lab, "is_closed": is_closed, "closed_ids": closed_ids}
+
+# %% [markdown]
+# ## Step 2: the detector's loss, attention-map consistency
+#
+# Why a new model at all? The close-set model agrees with its own pseudo-labels on every sample
+# (they are its argmax), so its loss says nothing. A **fresh** model trained on the pseudo-labels
+# learns the *consistent* part first (closed faces whose pseudo-label matches what the face shows)
+# and the *inconsistent* part (open faces, whose pseudo-labels scatter over the known classes like
+# symmetric label noise) only late, by memorising. Memorisation is what must be prevented.
+#
+# Paper, *Method*: "we ... utilize attention map consistency loss (Cons.) to prevent the model from
+# memorizing the noisy close-set labels." A class activation map (CAM) of class *j* is the fc weight
+# row of *j* times the last feature map, $M_j(x) = \sum_c w_{jc} F_c(x)$. A face and its mirror image
+# show the same expression, so the maps should be mirror images too. With $T$ the horizontal flip,
+# the loss (EAC-style, Zhang et al. ECCV 2022, as in the official `loss.py`) is
+#
+# $$\mathcal{L} = \underbrace{\frac1N \sum_i \mathrm{CE}\big(f(x_i), \hat y_i\big)}_{\mathcal L_{cls}}
+#  \; + \; \lambda \underbrace{\frac{1}{NKhw}\sum_{i,j} \big\| M_j(x_i) - T\big(M_j(T(x_i))\big)\big\|_2^2}_{\mathcal L_{cons}},
+#  \qquad \lambda = 6,$$
+#
+# over all *K* = 6 classes' maps, with $\hat y_i$ the pseudo-label. Memorising a noisy label means
+# attending to something idiosyncratic in one image, which a flip moves; the consistency term keeps
+# the attention on the face's real evidence. As in EAC and the official code, the image is randomly
+# erased first, then flipped.
+#
+# **Our change: normalised maps.** EAC and the official `loss.py` compare *raw* CAMs. Trained from
+# scratch, a network can drive that term to zero by shrinking the feature maps and fc weights
+# (the logits' scale comes back through BatchNorm), and the previous version of this notebook saw
+# exactly that: raw-map MSE near 0 within one epoch, with no effect on what the maps show. We
+# min-max normalise every map to [0, 1] (`facelab.nn.cams.normalize_maps`) before the MSE, so the
+# loss compares *where* the model looks, not how strongly, and cannot be met by scaling.
+
+# %%
+class CAMNet(nn.Module):
+    """A backbone whose forward returns (logits, CAMs of all K classes), so the loss sees both."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor):
+        feats = self.net.forward_features(x)                               # (B, C, h, w)
+        logits = self.net.fc(self.net.pool(feats).flatten(1))              # (B, K)
+        cams = torch.einsum("kc,bchw->bkhw", self.net.fc.weight, feats)   # (B, K, h, w): M_j(x)
+        return logits, cams
+
+
+def attention_consistency(cams: torch.Tensor, cams_of_flipped: torch.Tensor) -> torch.Tensor:
+    """L_cons: MSE between M(x) and T(M(T(x))), T = horizontal flip, over all classes' maps,
+    each map min-max normalised to [0, 1] first (our change: raw maps can shrink to zero)."""
+    return F.mse_loss(normalize_maps(cams.float()), normalize_maps(cams_of_flipped.float().flip(-1)))
+
+
+def detector_step(model, batch):
+    x, y = random_erase(prep(batch[0])), batch[1]       # erase, then flip (EAC)
+    logits, cams = model(torch.cat([x, x.flip(-1)]))    # one pass over x and T(x)
+    n = y.shape[0]
+    l_cls = F.cross_entropy(logits[:n], y)
+    l_cons = attention_consistency(cams[:n], cams[n:])
+    return l_cls + CFG["lam"] * l_cons, {"cls": l_cls.item(), "cons": l_cons.item()}
+
+# %% [markdown]
+# ## Step 3: cycle training
+#
+# Paper, *Method*: "We then cyclically train two FER models from scratch with the pseudo labels ...
+# Each model selects clean samples for another model and teaches each other cyclically. We also
+# utilize a cyclical learning rate (lr) to create an ensemble of models for better separation of
+# close-set and open-set samples. After training, the open-set samples have large classification
+# (Cls.) loss while close-set samples have small Cls. loss." The official code has no cycle training
+# (`fer-papers.md` §2e); this is our implementation of that description, step by step:
+#
+# 1. **Two detectors from scratch** (A and B, different seeds): not initialised from the close-set
+#    model, whose weights already encode the pseudo-labels. Two networks make different mistakes,
+#    so each one's choice of clean samples is an independent check on the other (co-teaching,
+#    Han et al. 2018).
+# 2. **One cycle** = `cycle_epochs` epochs with a learning rate that restarts at its maximum and
+#    anneals to zero (cosine; SGDR / snapshot ensembles). Late in a cycle, with a small lr, the
+#    model sits in a minimum where easy (closed) samples are fit and hard (open) ones are not;
+#    the restart then kicks it out before it memorises them.
+# 3. **Snapshot**: at the end of each cycle, both models score every pool image by its CE against
+#    the pseudo-label (no augmentation).
+# 4. **Exchange**: each model keeps, per pseudo-class, the `keep_ratio` fraction of pool images
+#    with its smallest loss and hands that set to the **other** model for the next cycle. Open
+#    samples, mostly high-loss, drop out of the other model's training set, so it never memorises them.
+#    (`keep_ratio` = 0.7 is our choice; the paper's selection rate is not in the notes.)
+# 5. **Open-set score** = the mean CE over all snapshots of both models (the ensemble); high = open.
+#    The first snapshot of model A (one model, attention consistency, one cycle, no exchange) is
+#    reported as the single-model ablation, the part the official code covers.
+
+# %%
+def per_sample_ce(model, pool_x, pseudo):
+    return F.cross_entropy(logits_of(model, pool_x), pseudo, reduction="none")
+
+
+def small_loss_subset(loss: torch.Tensor, pseudo: torch.Tensor, keep_ratio: float) -> list[int]:
+    keep = []
+    for c in pseudo.unique():
+        idx = torch.nonzero(pseudo == c).flatten()
+        n = max(1, int(round(keep_ratio * len(idx))))
+        keep += idx[loss[idx].argsort()[:n]].tolist()
+    return sorted(keep)
+
+
+def cycle_train(pool_x: torch.Tensor, pseudo: torch.Tensor, i: int, k: str):
+    data = TensorDataset(pool_x, pseudo)
+    models, subsets = [], [list(range(len(pseudo)))] * 2
+    for m in range(2):
+        torch.manual_seed(seed + 7919 * (i + 1) + m)
+        models.append(CAMNet(backbone(CFG["det_arch"], 6, detector_weights)))
+    snapshots, hists = [], [[], []]
+    for c in range(CFG["cycles"]):
+        for m, model in enumerate(models):
+            cfg = TrainConfig(epochs=CFG["cycle_epochs"], batch_size=CFG["det_batch"], lr=CFG["det_lr"],
+                              weight_decay=1e-4, optimizer="adam", scheduler="cosine",
+                              seed=seed + 31 * c + m + 1000 * i, desc=f"detector {'AB'[m]} cycle {c + 1} (k={k})")
+            hists[m].append(fit(model, Subset(data, subsets[m]), cfg, step=detector_step))
+        losses = [per_sample_ce(model, pool_x, pseudo) for model in models]
+        snapshots.append(torch.stack(losses))                                  # (2, N)
+        subsets = [small_loss_subset(losses[1], pseudo, CFG["keep_ratio"]),   # B picks for A
+                   small_loss_subset(losses[0], pseudo, CFG["keep_ratio"])]   # A picks for B
+    snaps = torch.stack(snapshots)                                             # (cycles, 2, N)
+    return {"models": models, "snapshots": snaps, "score": snaps.mean((0, 1)), "hists": hists,
+            "last_subsets": subsets}
+
+# %% [markdown]
+# ## Running the protocol
+#
+# For every held-out class *k*: train the close-set model, pseudo-label the pool, score it with the
+# baselines (MSP, max-logit, energy; `facelab.nn.ood`, all on the same close-set model), then cycle
+# train the two detectors and score it with ours. The **closed set is the positive class** for AUROC
+# and FPR@95%TPR, as in the paper; every score is oriented "high = closed" (ours is minus the loss).
+# PROSER and DIAS are not rebuilt here (each is a training method of its own; we could not do them
+# faithfully in this notebook's budget): their published numbers stay in the table as the paper's.
+
+# %%
+METHODS = ["msp", "max_logit", "energy", "ours_single", "ours"]
+RESULTS, RUNS = {}, {}
+for i, k in enumerate(OPEN_CLASSES):
+    t = time.time()
+    cs = run_close_set(k, i)
+    pseudo = cs["pseudo"]
+    scores = {name: fn(cs["logits"]) for name, fn in ood.SCORES.items()}
+    det = cycle_train(cs["pool_x"], pseudo, i, k)
+    scores["ours_single"] = -det["snapshots"][0, 0]
+    scores["ours"] = -det["score"]
+    closed = cs["is_closed"]
+    known = np.isin(cs["pool_lab"], cs["closed_ids"])
+    truth6 = np.searchsorted(cs["closed_ids"], cs["pool_lab"][known])
+    close_acc = float((pseudo.numpy()[known] == truth6).mean())
+    RESULTS[k] = {m: ood.evaluate(scores[m], closed) for m in METHODS}
+    RESULTS[k]["close_acc"] = close_acc
+    RUNS[k] = {"close": cs, "det": det, "scores": scores}
+    print(f"held-out {k:9s} | close-set acc on the pool's closed images {close_acc:.3f} | pool {len(closed)} "
+          f"({int((~closed).sum())} open) | " + " ".join(f"{m} {RESULTS[k][m]['auroc']:.3f}" for m in METHODS)
+          + f" | {time.time() - t:.0f} s")
+WALL_PROTOCOL = time.time() - T0
+
+# %% [markdown]
+# ### The observation the method rests on: open-set pseudo-labels scatter
+#
+# Paper, *Introduction*: for FER, the pseudo-labels of open-set samples are "sparsely distributed"
+# over the known classes, "symmetric noisy labels", whereas on datasets with large inter-class
+# distances (CIFAR) they concentrate on the most similar class. Below: how the pool's open samples
+# (the held-out class; compounds separately) are pseudo-labelled, next to the close-set training curve.
+
+# %%
+k0 = OPEN_CLASSES[0]
+cs0 = RUNS[k0]["close"]
+plt = viz._plt()
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+h = cs0["hist"].epochs
+axes[0].plot(range(1, len(h["loss"]) + 1), h["loss"], label="train loss")
+axes[0].plot(range(1, len(h["acc"]) + 1), h["acc"], label="train acc")
+axes[0].set_xlabel("epoch"); axes[0].set_title(f"close-set model (k = {k0})"); axes[0].legend(fontsize=7); axes[0].grid(alpha=0.3)
+cls6 = [config.BASIC7[c] for c in cs0["closed_ids"]]
+kid0 = config.BASIC7.index(k0)
+groups = {f"held-out {k0}": cs0["pool_lab"] == kid0, "compounds": cs0["pool_lab"] >= 8}
+wd = 0.8 / len(groups)
+for g, (name, mask) in enumerate(groups.items()):
+    if mask.any():
+        frac = np.bincount(cs0["pseudo"].numpy()[mask], minlength=6) / mask.sum()
+        axes[1].bar(np.arange(6) + g * wd, frac, wd, label=f"{name} (n={int(mask.sum())})")
+axes[1].set_xticks(np.arange(6) + wd / 2 * (len(groups) - 1)); axes[1].set_xticklabels(cls6, fontsize=8)
+axes[1].set_ylabel("fraction of pseudo-labels"); axes[1].set_title("pseudo-labels of open-set images"); axes[1].legend(fontsize=7)
+viz.savefig(fig, OUT, "pseudo_labels")
+spread = {name: float((np.bincount(cs0["pseudo"].numpy()[m], minlength=6) / max(1, m.sum())).max()) for name, m in groups.items() if m.any()}
+print("largest single pseudo-class share of the open images:", {n: round(v, 3) for n, v in spread.items()})
+
+# %% [markdown]
+# ### Attention-map consistency, seen on the trained detector
+#
+# For a few pool images: the CAM of the pseudo-label on the image, and the flipped-back CAM of its
+# mirror image. Consistent maps look alike; the loss drove them together.
+
+# %%
+det0 = RUNS[k0]["det"]["models"][0].eval()
+idx = np.r_[np.flatnonzero(cs0["is_closed"])[:4], np.flatnonzero(~cs0["is_closed"])[:4]]
+with torch.no_grad():
+    dev = next(det0.parameters()).device
+    xb = prep(cs0["pool_x"][idx].to(dev))
+    _, cams = det0(xb)
+    _, cams_f = det0(xb.flip(-1))
+    yb = cs0["pseudo"][idx].to(dev)
+    m1 = normalize_maps(cams[torch.arange(len(idx)), yb]).float()
+    m2 = normalize_maps(cams_f[torch.arange(len(idx)), yb].flip(-1)).float()
+    m1, m2 = resize_maps(m1, xb.shape[-1]).cpu(), resize_maps(m2, xb.shape[-1]).cpu()
+imgs = [cs0["pool_x"][j] for j in idx]
+titles = [f"{'closed' if cs0['is_closed'][j] else 'OPEN'}: {NAMES[cs0['pool_lab'][j]][:10]}\n-> {cls6[int(cs0['pseudo'][j])]}" for j in idx]
+fig = viz.image_grid(imgs + imgs, titles + ["T(M(T(x)))"] * len(idx), ncols=len(idx), size=1.3,
+                     overlays=list(m1) + list(m2), suptitle="top: M(x) of the pseudo-label; bottom: flipped map of the flipped image")
+viz.savefig(fig, OUT, "cam_consistency")
+
+# %% [markdown]
+# ### Cycle training at work
+#
+# Left: the detectors' loss terms over all cycles (the cosine restarts are visible). Right: the mean
+# per-sample CE of closed and open pool images at each snapshot; the gap between them is what the
+# score uses.
+
+# %%
+det = RUNS[k0]["det"]
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+for m in range(2):
+    cls_curve = sum((hh.epochs["cls"] for hh in det["hists"][m]), [])
+    cons_curve = sum((hh.epochs["cons"] for hh in det["hists"][m]), [])
+    axes[0].plot(range(1, len(cls_curve) + 1), cls_curve, label=f"{'AB'[m]}: L_cls")
+    axes[0].plot(range(1, len(cons_curve) + 1), [CFG["lam"] * v for v in cons_curve], "--", label=f"{'AB'[m]}: 6 L_cons")
+axes[0].set_xlabel("epoch"); axes[0].set_title("detector losses"); axes[0].legend(fontsize=7); axes[0].grid(alpha=0.3)
+sn = det["snapshots"].numpy()
+for m in range(2):
+    axes[1].plot(range(1, CFG["cycles"] + 1), sn[:, m, cs0["is_closed"]].mean(1), "o-", c="tab:green", alpha=0.5 + 0.5 * m, label=f"{'AB'[m]}: closed")
+    axes[1].plot(range(1, CFG["cycles"] + 1), sn[:, m, ~cs0["is_closed"]].mean(1), "s-", c="tab:red", alpha=0.5 + 0.5 * m, label=f"{'AB'[m]}: open")
+axes[1].set_xlabel("cycle (snapshot)"); axes[1].set_ylabel("mean CE vs pseudo-label"); axes[1].set_title("per-sample loss")
+axes[1].legend(fontsize=7); axes[1].grid(alpha=0.3)
+viz.savefig(fig, OUT, "cycle_training")
+open_kept = float(np.mean([(~cs0["is_closed"][s]).mean() for s in det["last_subsets"]]))
+print(f"open share of the pool {float((~cs0['is_closed']).mean()):.3f}; of the last small-loss selections {open_kept:.3f}")
+
+# %% [markdown]
+# ## Score distributions, closed vs open (paper Fig. 5 style)
+#
+# Each panel is one method on the first held-out class; scores are min-max scaled to [0, 1]
+# (orientation: high = closed), AUROC in the title.
+
+# %%
+sc = RUNS[k0]["scores"]
+fig, axes = plt.subplots(1, len(METHODS), figsize=(3.0 * len(METHODS), 2.6))
+for ax, m in zip(axes, METHODS):
+    s = sc[m].numpy().astype(float)
+    s = (s - s.min()) / (s.max() - s.min() + 1e-12)
+    bins = np.linspace(0, 1, 31)
+    ax.hist(s[cs0["is_closed"]], bins, density=True, alpha=0.6, color="mediumseagreen", label="close-set")
+    ax.hist(s[~cs0["is_closed"]], bins, density=True, alpha=0.6, color="crimson", label="open-set")
+    ax.set_title(f"{m}: {RESULTS[k0][m]['auroc']:.3f}", fontsize=9); ax.set_xlabel("score (high = closed)", fontsize=8)
+axes[0].legend(fontsize=7)
+fig.tight_layout()
+viz.savefig(fig, OUT, "score_distributions")
+
+# %% [markdown]
+# ## Results
+#
+# Mean over the held-out classes run here (one in smoke), beside the paper's RAF-DB means over the
+# 7 open classes (paper Table 1; its "Baseline" column is MSP, which the official code computes as
+# the max logit; its FERPlus mean AUROC is .882 for ours). Closed set = positive class. A smoke row
+# is a check that the pipeline learns on synthetic faces, never a reproduction.
+
+# %%
+PAPER = {"msp": (0.497, 0.917), "proser": (0.749, 0.811), "dias": (0.714, 0.858), "ours": (0.909, 0.547)}
+mean = {m: {q: float(np.mean([RESULTS[k][m][q] for k in OPEN_CLASSES])) for q in ("auroc", "fpr95")} for m in METHODS}
+for m in METHODS:
+    for q, j in (("auroc", 0), ("fpr95", 1)):
+        p = PAPER.get(m)
+        report.metric(f"{m}_{q}_mean", mean[m][q], paper=p[j] if p else None,
+                      paper_dataset="RAF-DB (mean of 7 open classes)" if p else None)
+for m in ("proser", "dias"):
+    for q, j in (("auroc", 0), ("fpr95", 1)):
+        report.metric(f"{m}_{q}_mean", None, paper=PAPER[m][j], paper_dataset="RAF-DB (mean of 7 open classes)")
+report.metric("ours_auroc_mean_ferplus", None, paper=0.882, paper_dataset="FERPlus (mean of 7 open classes)")
+report.metric("close_set_acc_mean", float(np.mean([RESULTS[k]["close_acc"] for k in OPEN_CLASSES])))
+for k in OPEN_CLASSES:
+    for m in ("msp", "energy", "ours"):
+        report.metric(f"{m}_auroc_{k}", RESULTS[k][m]["auroc"])
+report.metric("n_open_classes", len(OPEN_CLASSES))
+report.metric("protocol_wall_s", WALL_PROTOCOL)
+
+import pandas as pd
+
+per_class = pd.DataFrame({k: {f"{m} {q}": RESULTS[k][m][q] for m in METHODS for q in ("auroc", "fpr95")} for k in OPEN_CLASSES}).T
+per_class.loc["mean"] = per_class.mean()
+print(f"{DATASET} ({EVAL_SPLIT} pool), profile {PROFILE}, device {DEVICE}, protocol wall time {WALL_PROTOCOL:.0f} s")
+print(per_class.round(3).to_string())
+
+# %% [markdown]
+# ### Status of the smoke protocol (measured, not yet passing)
+#
+# The run of 2026-11-27 (this configuration, seed 0, held-out happy) measured: close-set accuracy
+# 0.75 on the pool's known images; AUROC MSP 0.626, max-logit 0.619, energy 0.613, ours (single
+# detector) 0.295, ours (cycle training) 0.308. Ours is **below chance**: open images got *lower*
+# loss than closed ones. The printed pseudo-label spread says why: the premise of symmetric noise
+# does not hold on these faces. Held-out happy went 53 % to neutral and 32 % to anger; the
+# compounds 47 % to anger and 26 % to fear. And open images are 56 % of this pool (paper's Surprise
+# pool: 37 %), so the pseudo-class "anger" is mostly open images that a fresh detector fits as its
+# majority, while the 25 % of closed images the close-set model got wrong carry the high losses.
+# The check below stays as the issue states it and fails on this run.
+
+# %% [markdown]
+# ## Checks
+#
+# On the synthetic protocol (and in every profile) the issue's bar: our AUROC beats MSP on the same
+# close-set model by at least 0.1 (mean over the held-out classes). Also: the close-set model learned
+# (pool accuracy on known classes well above the 1/6 chance), and ours is better than chance.
+
+# %%
+report.check("close_set_model_learned", float(np.mean([RESULTS[k]["close_acc"] for k in OPEN_CLASSES])) > 1 / 6 + 0.3)
+report.check("ours_auroc_above_chance", mean["ours"]["auroc"] > 0.6)
+report.check("ours_beats_msp_by_0.1_auroc", mean["ours"]["auroc"] >= mean["msp"]["auroc"] + 0.1)
+report.save()
+report.table()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+CHECKS = ["close_set_model_learned", "ours_auroc_above_chance", "ours_beats_msp_by_0.1_auroc"]
+report.print_checks(CHECKS)
