@@ -217,6 +217,7 @@ def prepare_nbval(dest: Path, names: list[str] | None = None) -> list[Path]:
         for cell in nb.cells:
             if cell.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in cell.source:
                 cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=expected)]
+                cell.execution_count = 1  # nbval rejects stored output on a cell marked unrun
         path = dest / f"{name}.ipynb"
         nbformat.write(nb, path)
         out.append(path)
