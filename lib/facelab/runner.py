@@ -111,8 +111,21 @@ def run(ref: str | int, profile: str = "auto", params: dict[str, Any] | None = N
     except Exception as e:  # a kernel that died, a timeout: still report and go on
         ok, err = False, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
     wall = time.time() - t0
+    if ok:
+        failed = _failed_checks(name)
+        if failed:  # the notebook ran, but did not show what it must: that is a failure too
+            ok, err = False, f"checks failed: {', '.join(failed)}"
     _stamp_wall_time(name, wall, ok, err)
     return RunResult(name, resolved, ok, wall, output, err)
+
+
+def _failed_checks(name: str) -> list[str]:
+    path = repo_root() / "figures" / name / "metrics.json"
+    try:
+        checks = json.loads(path.read_text()).get("checks", {})
+    except (OSError, json.JSONDecodeError):
+        return []
+    return [k for k, v in checks.items() if not v]
 
 
 def _stamp_wall_time(name: str, wall: float, ok: bool, err: str) -> None:
