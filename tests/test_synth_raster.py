@@ -92,7 +92,7 @@ def test_backend_argument():
 def test_numba_backgrounds_match_torch(monkeypatch):
     kinds = np.array([0, 1, 2, 1, 2, 0, 2])
     fast = B.backgrounds(kinds, 96, 96, np.random.default_rng(4))
-    monkeypatch.setattr(R, "_numba_mod", False)  # the torch path
+    monkeypatch.setattr(R, "_load_numba", lambda: None)  # the torch path
     slow = B.backgrounds(kinds, 96, 96, np.random.default_rng(4))
     assert fast.shape == slow.shape == (7, 96, 96, 3)
     assert float((fast - slow).abs().max()) < 1e-4
@@ -102,7 +102,7 @@ def test_generators_identical_images_with_either_backend(monkeypatch):
     """faces() and scenes() through the numba path look like the torch path's."""
     a = faces(4, 64, seed=21)
     s1 = scenes(2, 80, seed=2, min_faces=2, max_faces=2)
-    monkeypatch.setattr(R, "_numba_mod", False)
+    monkeypatch.setattr(R, "_load_numba", lambda: None)
     b = faces(4, 64, seed=21)
     s2 = scenes(2, 80, seed=2, min_faces=2, max_faces=2)
     np.testing.assert_array_equal(a.landmarks468, b.landmarks468)

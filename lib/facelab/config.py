@@ -189,3 +189,20 @@ def prepare_numba() -> None:
         except OSError:  # no writable cache dir: numba falls back to its own locations
             pass
     os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+
+
+_numba_modules: dict = {}
+
+
+def import_numba_module(name: str):
+    """Import a module of numba kernels after :func:`prepare_numba`; None (remembered) when numba
+    is missing or does not fit this numpy, so callers fall back to their torch paths."""
+    if name not in _numba_modules:
+        prepare_numba()
+        try:
+            import importlib
+
+            _numba_modules[name] = importlib.import_module(name)
+        except Exception:  # ImportError, or a numba/llvmlite that does not fit this numpy
+            _numba_modules[name] = None
+    return _numba_modules[name]

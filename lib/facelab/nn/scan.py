@@ -71,7 +71,6 @@ _MAX_EXPONENT = 40.0
 _CPU_BLOCK_ELEMENTS = 1 << 19
 
 _mamba_fn = None  # cached mamba-ssm selective_scan_fn (or False after a failed import)
-_numba_fn = None  # cached facelab.nn.scan_numba.selective_scan_numba (or False after a failed import)
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,17 +100,10 @@ def numba_available() -> bool:
 
 
 def _load_numba():
-    global _numba_fn
-    if _numba_fn is None:
-        from facelab.config import prepare_numba
+    from facelab.config import import_numba_module
 
-        prepare_numba()  # cache dir and threading layer, before numba's first import
-        try:
-            from facelab.nn.scan_numba import selective_scan_numba
-            _numba_fn = selective_scan_numba
-        except Exception:  # ImportError, or a numba/llvmlite that does not fit this numpy
-            _numba_fn = False
-    return _numba_fn or None
+    mod = import_numba_module("facelab.nn.scan_numba")
+    return mod.selective_scan_numba if mod is not None else None
 
 
 def default_chunk_size(device: Union[torch.device, str, None] = None) -> int:

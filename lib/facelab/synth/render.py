@@ -31,21 +31,11 @@ class Rendered:
 
 #: Rasteriser backends: "auto" (numba when it imports, else torch), "numba", "torch".
 BACKENDS = ("auto", "numba", "torch")
-_numba_mod = None  # facelab.synth.raster_numba once imported (False after a failed import)
-
-
 def _load_numba():
-    global _numba_mod
-    if _numba_mod is None:
-        from facelab.config import prepare_numba
+    """facelab.synth.raster_numba, or None without a working numba."""
+    from facelab.config import import_numba_module
 
-        prepare_numba()  # cache dir and threading layer, before numba's first import
-        try:
-            from . import raster_numba
-            _numba_mod = raster_numba
-        except Exception:  # ImportError, or a numba/llvmlite that does not fit this numpy
-            _numba_mod = False
-    return _numba_mod or None
+    return import_numba_module("facelab.synth.raster_numba")
 
 
 def numba_available() -> bool:
