@@ -4,13 +4,7 @@ import torch
 from facelab.nn import diffusion as D
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny ops: a second OpenMP thread only spin-waits on a shared machine
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -274,3 +274,16 @@ def test_report_table_with_and_without_metrics(tmp_path):
     assert "NOT a reproduction" in r.table().to_html()      # empty, still a table
     r.metric("auroc", 0.8, paper=0.909, paper_dataset="RAF-DB")
     assert "| auroc | 0.8 | 0.909 | RAF-DB | synth | smoke |" in r.markdown()
+
+
+def test_torch_threads_restores_the_callers_setting():
+    before = torch.get_num_threads()
+    with config.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError):
+        with config.torch_threads(1):
+            raise RuntimeError("boom")       # restored on errors too
+    assert torch.get_num_threads() == before
+    with config.torch_threads(None):
+        assert torch.get_num_threads() == before

@@ -10,13 +10,7 @@ from torch import nn
 from facelab.nn import yolox as Y
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread (and do not fight other jobs for the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(width=0.125, depth=0.33, make_layer=Y.csp_layer, nc=7):

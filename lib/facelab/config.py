@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -206,3 +207,23 @@ def import_numba_module(name: str):
         except Exception:  # ImportError, or a numba/llvmlite that does not fit this numpy
             _numba_modules[name] = None
     return _numba_modules[name]
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Run torch on ``n`` intra-op threads inside the block, then restore the previous count.
+
+    Small models and the renderer issue many medium-sized ops; on a small shared machine a
+    second OpenMP thread mostly spin-waits and makes each op several times slower. ``None``
+    leaves the setting alone.
+    """
+    import torch
+
+    old = torch.get_num_threads()
+    if n is not None and n != old:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)

@@ -6,13 +6,13 @@ so the same arguments give the same bytes.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .. import mesh as _mesh
+from ..config import torch_threads
 from . import backgrounds as B
 from . import expressions as E
 from . import geometry as G
@@ -52,21 +52,11 @@ class FaceBatch:
         return len(self.images)
 
 
-@contextmanager
 def single_thread():
-    """Run torch on one thread, then restore the previous setting.
-
-    The renderer issues many medium-sized ops; on a small shared machine two OpenMP threads
-    spin-wait on each other and make each op 10-50x slower than one thread does.
-    """
-    old = torch.get_num_threads()
-    if old != 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if old != 1:
-            torch.set_num_threads(old)
+    """Run torch on one thread, then restore the previous setting (see config.torch_threads):
+    on a small shared machine two OpenMP threads spin-wait on each other and make each of the
+    renderer's many medium-sized ops 10-50x slower than one thread does."""
+    return torch_threads(1)
 
 
 def _check_n_size(n, size) -> None:

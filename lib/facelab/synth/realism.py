@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import BASIC7
+from ..config import BASIC7, torch_threads
 
 #: FER2013-like framing: face width as a fraction of the image width.
 FER_FACE_SCALE = (0.82, 0.98)
@@ -136,10 +136,7 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int = 500, n
     root = data_root or os.environ.get("FACELAB_DATA")
     if not root:
         raise RuntimeError("set FACELAB_DATA (or pass data_root) to the folder holding fer2013/")
-    old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads or None):
         t0 = time.perf_counter()
         rng = np.random.default_rng(seed)
         xr, yr = fer2013_arrays(root, "train", real_per_class, seed)
@@ -157,8 +154,6 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int = 500, n
         s2r = evaluate(m_syn, xp, yp)
         s2s = evaluate(m_syn, xst, yst)  # in-domain reference
         t3 = time.perf_counter()
-    finally:
-        torch.set_num_threads(old)
     return {"real_to_synth": r2s, "real_to_real": r2r, "synth_to_real": s2r, "synth_to_synth": s2s,
             "seconds": {"data": t1 - t0, "real_model": t2 - t1, "synth_model": t3 - t2},
             "config": {"real_train": len(yr), "synth_train": len(ys), "synth_test": len(yst),
