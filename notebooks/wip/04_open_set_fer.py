@@ -54,6 +54,7 @@ cycles = None
 cycle_epochs = None
 close_weights = None
 detector_weights = None
+oracle = None
 
 # %% [markdown]
 # `eval_split` is the split whose images form the unlabelled pool with the held-out class's
@@ -63,7 +64,10 @@ detector_weights = None
 # per class and split, and `close_epochs`, `cycles`, `cycle_epochs` override the schedule: they are
 # for quick tries of the demo path on a CPU. `close_weights` / `detector_weights` may point at local
 # torchvision ResNet-18 / ResNet-50 state dicts (the paper starts from MS-Celeb / VGGFace2 weights;
-# nothing is downloaded here).
+# nothing is downloaded here). `oracle` (`None`: on in demo, off in smoke and paper, where it would
+# cost another detector training) adds a diagnostic that is not part of the method: the same two
+# detectors trained on the pool's *truly closed* images only, i.e. cycle training with a perfect
+# selection, to separate "the selection failed" from "the detector cannot learn" (see the results).
 
 # %%
 import math
@@ -85,28 +89,31 @@ from facelab.train import TrainConfig, fit, predict
 PROFILE = config.resolve_profile(profile)
 CFG = config.pick(PROFILE, {
     # CPU, synthetic faces: one held-out basic class plus compound expressions as extra unknowns.
-    # Faces are rendered at 32 px on plain backgrounds with a narrower pose range and intensity 0.7-1
-    # (smoke only: an easier synthetic task so that models learn within the CPU budget).
-    "smoke": {"size": 32, "input": 32, "n_train": 1400, "n_eval": 420, "n_compound": 200,
-              "synth": {"backgrounds": "plain", "pose_range": (0.15, 0.25, 0.1), "intensity": (0.7, 1.0)},
-              "close_arch": "small", "det_arch": "small", "width": 16,
-              "close_epochs": 12, "close_batch": 32, "close_lr": 2e-3,
-              "det_lr": 2e-3, "det_batch": 32, "cycles": 3, "cycle_epochs": 2,
-              "lam": 6.0, "keep_ratio": 0.7},
+    # 32 px faces on plain backgrounds, narrower pose, intensity 0.7-1, the face filling 85-95 % of
+    # the frame (a tight crop like RAF-DB's aligned faces); smoke only: an easier synthetic task so
+    # that a small CNN learns the 6 known classes within the CPU budget. 400 training and 200
+    # evaluation faces per class and 100 compounds give the pool the paper's open share (~37 %).
+    "smoke": {"size": 32, "input": 32, "n_train": 2800, "n_eval": 1400, "n_compound": 100,
+              "synth": {"backgrounds": "plain", "pose_range": (0.15, 0.25, 0.1), "intensity": (0.7, 1.0),
+                        "face_scale": (0.85, 0.95)},
+              "close_arch": "small", "det_arch": "small", "close_width": 12, "det_width": 12,
+              "close_epochs": 10, "close_batch": 64, "close_lr": 2e-3,
+              "det_lr": 2e-3, "det_batch": 64, "cycles": 3, "cycle_epochs": 3,
+              "lam": 6.0, "keep_ratio": 0.7, "threads": 1, "oracle": False},
     # one GPU, FER2013 48 px grey (x3 channels), ResNet-18 with the small-input stem for both models.
     "demo": {"size": 48, "input": 48, "n_train": 2000, "n_eval": 600, "n_compound": 300,
-             "close_arch": "resnet18", "det_arch": "resnet18", "width": 64,
+             "close_arch": "resnet18", "det_arch": "resnet18", "close_width": 64, "det_width": 64,
              "close_epochs": 8, "close_batch": 256, "close_lr": 1e-3,
              "det_lr": 1e-3, "det_batch": 256, "cycles": 3, "cycle_epochs": 3,
-             "lam": 6.0, "keep_ratio": 0.7},
+             "lam": 6.0, "keep_ratio": 0.7, "threads": None, "oracle": True},
     # the paper's recipe: 224 px, ResNet-18 close-set (60 epochs, batch 512), ResNet-50 detector
     # (Adam 1e-4, 30 epochs = 3 cycles x 10, batch 128); RAF-DB / FER2013 from data_root.
     "paper": {"size": 100, "input": 224, "n_train": 12000, "n_eval": 3000, "n_compound": 1000,
-              "close_arch": "resnet18", "det_arch": "resnet50", "width": 64,
+              "close_arch": "resnet18", "det_arch": "resnet50", "close_width": 64, "det_width": 64,
               "close_epochs": 60, "close_batch": 512, "close_lr": 1e-3,
               "det_lr": 1e-4, "det_batch": 128, "cycles": 3, "cycle_epochs": 10,
-              "lam": 6.0, "keep_ratio": 0.7},
-}, close_epochs=close_epochs, cycles=cycles, cycle_epochs=cycle_epochs)
+              "lam": 6.0, "keep_ratio": 0.7, "threads": None, "oracle": False},
+}, close_epochs=close_epochs, cycles=cycles, cycle_epochs=cycle_epochs, oracle=oracle)
 OUT = config.out_dir("04_open_set_fer", out_dir)
 rng = config.seed_everything(seed)
 DEVICE = config.device()
@@ -139,6 +146,26 @@ T0 = time.time()
 # expression table (`facelab.synth.expressions.BASIC`) and checked against `facelab.faces.AU_CODEBOOK`.
 # Neutral is not a candidate: it has no AUs, so its overlap is 0 by definition, but a neutral face is
 # the zero-intensity end of *every* expression and thus next to all of them in appearance.
+#
+# **What we found afterwards (not used to choose).** The rule picks **happy**, and happy does not
+# scatter either. We trained the smoke close-set model (seed 0) once per held-out class and measured
+# where that class's pool images go, with MSP's AUROC on the same pool:
+#
+# | held out | its pseudo-labels (largest shares) | MSP AUROC |
+# |---|---|---|
+# | happy | neutral 64 %, disgust 34 % | 0.738 |
+# | sad | disgust 55 %, neutral 42 % | 0.828 |
+# | disgust | neutral 47 %, sad 46 % | 0.846 |
+# | anger | neutral 43 %, disgust 29 %, sad 11 %, surprise 8 %, fear 8 % | 0.903 |
+# | fear | surprise 91 % | 0.684 |
+# | surprise | fear 97 % | 0.460 |
+# | neutral | sad 89 % | 0.733 |
+#
+# Only anger scatters the way the paper describes, and there MSP is already 0.90 (scattered labels
+# come with low close-set confidence, which is what MSP measures). The classes where MSP is weak
+# are the ones that concentrate. Rendering with more variety (mixed backgrounds, the default pose
+# range, intensity 0.6-1 or 0.3-1 with AU jitter 0.3) did not change this: happy still split between
+# neutral and disgust (45/54 %, 30/63 %) and surprise still went 83 % to fear.
 
 # %%
 from facelab.faces import AU_CODEBOOK
@@ -171,6 +198,24 @@ print("held-out classes:", OPEN_CLASSES)
 # motivates. In smoke the held-out class is the one chosen above by AU overlap. With `data_root` it reads a FER2013 folder (`<root>/<split>/<class>/*.jpg`) or RAF-DB basic
 # in their official layouts; real datasets have no compound images, so there the unknowns are the
 # held-out class only, as in the paper.
+#
+# **The pool's proportions follow the paper's Surprise pool** (official pseudo-label files: 4358
+# images, 1619 open, i.e. 37 %). With balanced classes, *t* training and *e* evaluation faces per
+# class and *c* compounds, the pool holds 6*e* closed and *e* + *t* + *c* open images; smoke renders
+# 2800 training faces (~400 per class), 1400 evaluation faces (~200 per class) and 100 compounds,
+# so about 700 of 1880 pool images (37 %) are open. (An earlier version used 200 evaluation and 200
+# compound faces: 56 % open, so the held-out class outnumbered the real members of the pseudo-classes
+# it fell into.)
+#
+# **A data fact about FER2013 here.** The FER2013 folder in `/work/shared/data` has a heavily blurred
+# `train` split: the median variance of the Laplacian is ~6 there against ~2000 in `publictest`
+# (measured below on the loaded images). Adding class *k*'s training images to a `publictest` pool
+# would make every open image blurred and every closed one sharp, a shortcut that has nothing to do
+# with expressions. The cell below measures the two splits and, when they differ more than tenfold,
+# builds the pool from the evaluation split alone (its class-*k* images are the open set; fewer open
+# images than the paper's pool). Synthetic splits are rendered alike and keep the paper's pool.
+# The blur still costs the demo: its close-set model learns on blurred faces and labels sharp ones,
+# so expect close-set accuracy below FER2013's usual ~70 %.
 
 # %%
 from facelab import synth
@@ -222,6 +267,23 @@ print(f"{DATASET}: train {len(tr_lab)} images, {EVAL_SPLIT} {len(ev_lab)} images
       f"({int((ev_lab >= 8).sum())} compound), {tuple(TR_X.shape[1:])} uint8")
 report = Report("04_open_set_fer", profile=PROFILE, dataset=DATASET, out_dir=OUT)
 
+
+def sharpness(img: np.ndarray, n: int = 300) -> float:
+    """Median variance of the 4-neighbour Laplacian of up to n grey images (N, H, W, 3) uint8."""
+    a = img[np.linspace(0, len(img) - 1, min(n, len(img))).astype(int)].astype(np.float32).mean(-1)
+    lap = 4 * a[:, 1:-1, 1:-1] - a[:, :-2, 1:-1] - a[:, 2:, 1:-1] - a[:, 1:-1, :-2] - a[:, 1:-1, 2:]
+    return float(np.median(lap.var((1, 2))))
+
+
+# The paper's pool adds class k's *training* images to the evaluation split. If the two splits differ
+# in image statistics, split membership alone gives the open images away (to MSP and to ours alike).
+SHARP = {"train": sharpness(tr_img), EVAL_SPLIT: sharpness(ev_img)}
+K_TRAIN_IN_POOL = max(SHARP.values()) < 10 * min(SHARP.values())
+print("median Laplacian variance (sharpness):", {k: round(v, 1) for k, v in SHARP.items()},
+      "-> class k's training images join the pool" if K_TRAIN_IN_POOL else
+      f"-> the splits differ {max(SHARP.values()) / min(SHARP.values()):.0f}x in sharpness: the pool takes class k's "
+      f"{EVAL_SPLIT} images only")
+
 show = [int(np.flatnonzero(ev_lab == c)[0]) for c in np.unique(ev_lab)][:16]
 fig = viz.image_grid([ev_img[i] for i in show], [NAMES[ev_lab[i]] for i in show], ncols=8, size=1.3,
                      suptitle=f"{DATASET} {EVAL_SPLIT}: one face per class (compounds = extra unknowns)")
@@ -266,9 +328,9 @@ def logits_of(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
     return predict(model, TensorDataset(X, torch.zeros(len(X), dtype=torch.long)), batch_size=512, forward=out)[0]
 
 
-def backbone(arch: str, num_classes: int, weights: str | None) -> nn.Module:
+def backbone(arch: str, num_classes: int, weights: str | None, width: int) -> nn.Module:
     if arch == "small":
-        return fer_classifier("small", num_classes, width=CFG["width"])
+        return fer_classifier("small", num_classes, width=width)
     return fer_classifier(arch, num_classes, small_input=CFG["input"] <= 64, weights_path=weights)
 
 # %% [markdown]
@@ -291,8 +353,9 @@ def split_for(k: str):
     remap = torch.full((len(NAMES),), -1, dtype=torch.long)
     remap[closed_ids] = torch.arange(6)
     tr_mask = torch.from_numpy(tr_lab != kid)
-    pool_x = torch.cat([EV_X, TR_X[~tr_mask]])
-    pool_lab = np.concatenate([ev_lab, tr_lab[~tr_mask.numpy()]])
+    k_train = ~tr_mask if K_TRAIN_IN_POOL else torch.zeros_like(tr_mask)   # see the sharpness check above
+    pool_x = torch.cat([EV_X, TR_X[k_train]])
+    pool_lab = np.concatenate([ev_lab, tr_lab[k_train.numpy()]])
     is_closed = np.isin(pool_lab, closed_ids)
     return closed_ids, TR_X[tr_mask], remap[torch.from_numpy(tr_lab[tr_mask.numpy()])], pool_x, pool_lab, is_closed
 
@@ -306,7 +369,7 @@ def close_step(model, batch):
 def run_close_set(k: str, i: int):
     closed_ids, x, y, pool_x, pool_lab, is_closed = split_for(k)
     torch.manual_seed(seed + 101 * i)
-    model = backbone(CFG["close_arch"], 6, close_weights)
+    model = backbone(CFG["close_arch"], 6, close_weights, CFG["close_width"])
     cfg = TrainConfig(epochs=CFG["close_epochs"], batch_size=CFG["close_batch"], lr=CFG["close_lr"],
                       weight_decay=1e-4, optimizer="adam", scheduler="exponential", gamma=0.9,
                       seed=seed + 101 * i, desc=f"close-set (k={k})")
@@ -402,6 +465,10 @@ def detector_step(model, batch):
 # 5. **Open-set score** = the mean CE over all snapshots of both models (the ensemble); high = open.
 #    The first snapshot of model A (one model, attention consistency, one cycle, no exchange) is
 #    reported as the single-model ablation, the part the official code covers.
+#
+# *Diagnostic, not the method* (`oracle`): the same function with `fixed` = the pool's truly closed
+# images trains both detectors on those only, every cycle: a perfect selection. Its AUROC bounds
+# what the exchange could reach with this detector and schedule.
 
 # %%
 def per_sample_ce(model, pool_x, pseudo):
@@ -417,23 +484,28 @@ def small_loss_subset(loss: torch.Tensor, pseudo: torch.Tensor, keep_ratio: floa
     return sorted(keep)
 
 
-def cycle_train(pool_x: torch.Tensor, pseudo: torch.Tensor, i: int, k: str):
+def cycle_train(pool_x: torch.Tensor, pseudo: torch.Tensor, i: int, k: str, fixed: np.ndarray | None = None):
+    """Two detectors, CFG["cycles"] cycles with exchange of small-loss subsets. ``fixed``: train both
+    on these pool indices in every cycle instead (the oracle diagnostic below), no exchange."""
     data = TensorDataset(pool_x, pseudo)
-    models, subsets = [], [list(range(len(pseudo)))] * 2
+    models = []
+    subsets = [list(range(len(pseudo)))] * 2 if fixed is None else [fixed.tolist()] * 2
     for m in range(2):
         torch.manual_seed(seed + 7919 * (i + 1) + m)
-        models.append(CAMNet(backbone(CFG["det_arch"], 6, detector_weights)))
+        models.append(CAMNet(backbone(CFG["det_arch"], 6, detector_weights, CFG["det_width"])))
     snapshots, hists = [], [[], []]
+    tag = "" if fixed is None else "oracle "
     for c in range(CFG["cycles"]):
         for m, model in enumerate(models):
             cfg = TrainConfig(epochs=CFG["cycle_epochs"], batch_size=CFG["det_batch"], lr=CFG["det_lr"],
                               weight_decay=1e-4, optimizer="adam", scheduler="cosine",
-                              seed=seed + 31 * c + m + 1000 * i, desc=f"detector {'AB'[m]} cycle {c + 1} (k={k})")
+                              seed=seed + 31 * c + m + 1000 * i, desc=f"{tag}detector {'AB'[m]} cycle {c + 1} (k={k})")
             hists[m].append(fit(model, Subset(data, subsets[m]), cfg, step=detector_step))
         losses = [per_sample_ce(model, pool_x, pseudo) for model in models]
         snapshots.append(torch.stack(losses))                                  # (2, N)
-        subsets = [small_loss_subset(losses[1], pseudo, CFG["keep_ratio"]),   # B picks for A
-                   small_loss_subset(losses[0], pseudo, CFG["keep_ratio"])]   # A picks for B
+        if fixed is None:
+            subsets = [small_loss_subset(losses[1], pseudo, CFG["keep_ratio"]),   # B picks for A
+                       small_loss_subset(losses[0], pseudo, CFG["keep_ratio"])]   # A picks for B
     snaps = torch.stack(snapshots)                                             # (cycles, 2, N)
     return {"models": models, "snapshots": snaps, "score": snaps.mean((0, 1)), "hists": hists,
             "last_subsets": subsets}
@@ -453,22 +525,33 @@ METHODS = ["msp", "max_logit", "energy", "ours_single", "ours"]
 RESULTS, RUNS = {}, {}
 for i, k in enumerate(OPEN_CLASSES):
     t = time.time()
-    cs = run_close_set(k, i)
-    pseudo = cs["pseudo"]
-    scores = {name: fn(cs["logits"]) for name, fn in ood.SCORES.items()}
-    det = cycle_train(cs["pool_x"], pseudo, i, k)
+    with config.torch_threads(CFG["threads"]):   # smoke: 1 thread (small convs; 2 threads on 2 shared cores are slower)
+        cs = run_close_set(k, i)
+        pseudo = cs["pseudo"]
+        scores = {name: fn(cs["logits"]) for name, fn in ood.SCORES.items()}
+        det = cycle_train(cs["pool_x"], pseudo, i, k)
+        oracle = cycle_train(cs["pool_x"], pseudo, i, k, fixed=np.flatnonzero(cs["is_closed"])) if CFG["oracle"] else None
     scores["ours_single"] = -det["snapshots"][0, 0]
     scores["ours"] = -det["score"]
+    if oracle is not None:
+        scores["oracle_selection"] = -oracle["score"]
     closed = cs["is_closed"]
     known = np.isin(cs["pool_lab"], cs["closed_ids"])
     truth6 = np.searchsorted(cs["closed_ids"], cs["pool_lab"][known])
     close_acc = float((pseudo.numpy()[known] == truth6).mean())
-    RESULTS[k] = {m: ood.evaluate(scores[m], closed) for m in METHODS}
+    RESULTS[k] = {m: ood.evaluate(scores[m], closed) for m in scores}
     RESULTS[k]["close_acc"] = close_acc
-    RUNS[k] = {"close": cs, "det": det, "scores": scores}
+    # AUROC of each open group separately against all closed images: the held-out class, the compounds
+    kid = config.BASIC7.index(k)
+    GROUPS = {f"held-out {k}": cs["pool_lab"] == kid, "compounds": cs["pool_lab"] >= 8}
+    RESULTS[k]["groups"] = {g: {m: ood.evaluate(scores[m].numpy()[closed | msk], closed[closed | msk])["auroc"] for m in scores}
+                            for g, msk in GROUPS.items() if msk.any()}
+    RUNS[k] = {"close": cs, "det": det, "oracle": oracle, "scores": scores}
     print(f"held-out {k:9s} | close-set acc on the pool's closed images {close_acc:.3f} | pool {len(closed)} "
-          f"({int((~closed).sum())} open) | " + " ".join(f"{m} {RESULTS[k][m]['auroc']:.3f}" for m in METHODS)
-          + f" | {time.time() - t:.0f} s")
+          f"({int((~closed).sum())} open, {float((~closed).mean()):.2f}) | "
+          + " ".join(f"{m} {RESULTS[k][m]['auroc']:.3f}" for m in scores) + f" | {time.time() - t:.0f} s")
+    for g, r in RESULTS[k]["groups"].items():
+        print(f"    AUROC closed vs {g:18s}: " + " ".join(f"{m} {v:.3f}" for m, v in r.items()))
 WALL_PROTOCOL = time.time() - T0
 
 # %% [markdown]
@@ -499,8 +582,14 @@ for g, (name, mask) in enumerate(groups.items()):
 axes[1].set_xticks(np.arange(6) + wd / 2 * (len(groups) - 1)); axes[1].set_xticklabels(cls6, fontsize=8)
 axes[1].set_ylabel("fraction of pseudo-labels"); axes[1].set_title("pseudo-labels of open-set images"); axes[1].legend(fontsize=7)
 viz.savefig(fig, OUT, "pseudo_labels")
-spread = {name: float((np.bincount(cs0["pseudo"].numpy()[m], minlength=6) / max(1, m.sum())).max()) for name, m in groups.items() if m.any()}
-print("largest single pseudo-class share of the open images:", {n: round(v, 3) for n, v in spread.items()})
+for name, m in groups.items():
+    if m.any():
+        frac = np.bincount(cs0["pseudo"].numpy()[m], minlength=6) / m.sum()
+        print(f"pseudo-labels of {name:18s}: " + ", ".join(f"{c} {f:.2f}" for c, f in zip(cls6, frac))
+              + f" | largest share {frac.max():.3f}")
+# how much of each pseudo-class is open: the detector learns a pseudo-class's majority as "the class"
+pc = cs0["pseudo"].numpy()
+print("open share of each pseudo-class: " + ", ".join(f"{c} {(~cs0['is_closed'][pc == j]).mean():.2f}" for j, c in enumerate(cls6) if (pc == j).any()))
 
 # %% [markdown]
 # ### Attention-map consistency, seen on the trained detector
@@ -543,11 +632,15 @@ for m in range(2):
     axes[0].plot(range(1, len(cons_curve) + 1), [CFG["lam"] * v for v in cons_curve], "--", label=f"{'AB'[m]}: 6 L_cons")
 axes[0].set_xlabel("epoch"); axes[0].set_title("detector losses"); axes[0].legend(fontsize=7); axes[0].grid(alpha=0.3)
 sn = det["snapshots"].numpy()
+cyc = range(1, CFG["cycles"] + 1)
 for m in range(2):
-    axes[1].plot(range(1, CFG["cycles"] + 1), sn[:, m, cs0["is_closed"]].mean(1), "o-", c="tab:green", alpha=0.5 + 0.5 * m, label=f"{'AB'[m]}: closed")
-    axes[1].plot(range(1, CFG["cycles"] + 1), sn[:, m, ~cs0["is_closed"]].mean(1), "s-", c="tab:red", alpha=0.5 + 0.5 * m, label=f"{'AB'[m]}: open")
+    alpha_m = 0.5 + 0.5 * m
+    axes[1].plot(cyc, sn[:, m, cs0["is_closed"]].mean(1), "o-", c="tab:green", alpha=alpha_m, label=f"{'AB'[m]}: closed")
+    for (g, msk), col in zip(groups.items(), ("tab:red", "tab:purple")):
+        if msk.any():
+            axes[1].plot(cyc, sn[:, m, msk].mean(1), "s-", c=col, alpha=alpha_m, label=f"{'AB'[m]}: {g}")
 axes[1].set_xlabel("cycle (snapshot)"); axes[1].set_ylabel("mean CE vs pseudo-label"); axes[1].set_title("per-sample loss")
-axes[1].legend(fontsize=7); axes[1].grid(alpha=0.3)
+axes[1].legend(fontsize=6); axes[1].grid(alpha=0.3)
 viz.savefig(fig, OUT, "cycle_training")
 open_kept = float(np.mean([(~cs0["is_closed"][s]).mean() for s in det["last_subsets"]]))
 print(f"open share of the pool {float((~cs0['is_closed']).mean()):.3f}; of the last small-loss selections {open_kept:.3f}")
@@ -582,8 +675,9 @@ viz.savefig(fig, OUT, "score_distributions")
 
 # %%
 PAPER = {"msp": (0.497, 0.917), "proser": (0.749, 0.811), "dias": (0.714, 0.858), "ours": (0.909, 0.547)}
-mean = {m: {q: float(np.mean([RESULTS[k][m][q] for k in OPEN_CLASSES])) for q in ("auroc", "fpr95")} for m in METHODS}
-for m in METHODS:
+SHOWN = METHODS + (["oracle_selection"] if CFG["oracle"] else [])   # the oracle is a diagnostic, not a method
+mean = {m: {q: float(np.mean([RESULTS[k][m][q] for k in OPEN_CLASSES])) for q in ("auroc", "fpr95")} for m in SHOWN}
+for m in SHOWN:
     for q, j in (("auroc", 0), ("fpr95", 1)):
         p = PAPER.get(m)
         report.metric(f"{m}_{q}_mean", mean[m][q], paper=p[j] if p else None,
@@ -594,30 +688,94 @@ for m in ("proser", "dias"):
 report.metric("ours_auroc_mean_ferplus", None, paper=0.882, paper_dataset="FERPlus (mean of 7 open classes)")
 report.metric("close_set_acc_mean", float(np.mean([RESULTS[k]["close_acc"] for k in OPEN_CLASSES])))
 for k in OPEN_CLASSES:
-    for m in ("msp", "energy", "ours"):
+    for m in ("msp", "energy", "ours") + (("oracle_selection",) if CFG["oracle"] else ()):
         report.metric(f"{m}_auroc_{k}", RESULTS[k][m]["auroc"])
+    for g, r in RESULTS[k]["groups"].items():
+        for m in ("msp", "ours"):
+            report.metric(f"{m}_auroc_{k}_vs_{g.replace(' ', '_')}", r[m])
+    cs_k = RUNS[k]["close"]
+    report.metric(f"open_share_{k}", float((~cs_k["is_closed"]).mean()))
+    report.metric(f"pseudo_top_share_{k}", float(np.bincount(cs_k["pseudo"].numpy()[cs_k["pool_lab"] == config.BASIC7.index(k)],
+                                                             minlength=6).max() / max(1, (cs_k["pool_lab"] == config.BASIC7.index(k)).sum())))
 report.metric("n_open_classes", len(OPEN_CLASSES))
 report.metric("protocol_wall_s", WALL_PROTOCOL)
 
 import pandas as pd
 
-per_class = pd.DataFrame({k: {f"{m} {q}": RESULTS[k][m][q] for m in METHODS for q in ("auroc", "fpr95")} for k in OPEN_CLASSES}).T
+per_class = pd.DataFrame({k: {f"{m} {q}": RESULTS[k][m][q] for m in SHOWN for q in ("auroc", "fpr95")} for k in OPEN_CLASSES}).T
 per_class.loc["mean"] = per_class.mean()
 print(f"{DATASET} ({EVAL_SPLIT} pool), profile {PROFILE}, device {DEVICE}, protocol wall time {WALL_PROTOCOL:.0f} s")
-print(per_class.round(3).to_string())
+print(per_class.T.round(3).to_string())
 
 # %% [markdown]
-# ### Status of the smoke protocol (measured, not yet passing)
+# ### Status of the smoke protocol (measured 2026-11-27; the check fails)
 #
-# The run of 2026-11-27 (this configuration, seed 0, held-out happy) measured: close-set accuracy
-# 0.75 on the pool's known images; AUROC MSP 0.626, max-logit 0.619, energy 0.613, ours (single
-# detector) 0.295, ours (cycle training) 0.308. Ours is **below chance**: open images got *lower*
-# loss than closed ones. The printed pseudo-label spread says why: the premise of symmetric noise
-# does not hold on these faces. Held-out happy went 53 % to neutral and 32 % to anger; the
-# compounds 47 % to anger and 26 % to fear. And open images are 56 % of this pool (paper's Surprise
-# pool: 37 %), so the pseudo-class "anger" is mostly open images that a fresh detector fits as its
-# majority, while the 25 % of closed images the close-set model got wrong carry the high losses.
-# The check below stays as the issue states it and fails on this run.
+# This configuration, held-out happy, three seeds (papermill wall time on the 2-core CPU shared with
+# other jobs, load 3-5; ~100 s of CPU time each):
+#
+# | seed | close-set acc | open share | happy's pseudo-labels | MSP | max-logit | energy | ours (single) | ours | FPR95 MSP / ours | wall |
+# |---|---|---|---|---|---|---|---|---|---|---|
+# | 0 | 0.879 | 0.371 | neutral 64 %, disgust 34 % | 0.738 | 0.719 | 0.713 | 0.195 | 0.227 | 0.880 / 0.951 | 115 s (158 s at load 5) |
+# | 1 | 0.928 | 0.369 | neutral 82 %, disgust 16 % | 0.661 | 0.673 | 0.670 | 0.165 | 0.196 | 0.887 / 0.946 | 152 s |
+# | 2 | 0.911 | 0.370 | neutral 77 %, disgust 23 % | 0.728 | 0.661 | 0.647 | 0.228 | 0.245 | 0.899 / 0.966 | 127 s |
+#
+# The close-set model is now accurate (0.88-0.93 on the pool's known faces, was 0.75) and the pool
+# has the paper's proportions (37 % open, was 56 %), as the first diagnosis asked. Ours is still far
+# **below chance** on every seed, and the per-group AUROCs printed above say where: the held-out
+# happy faces get the *lowest* losses of the pool (ours 0.12-0.19 against the closed images), the
+# compounds are at chance or a little above (0.59-0.64, MSP 0.74-0.77).
+#
+# Why, in the paper's own terms: its score needs the open samples' pseudo-labels to behave like
+# *symmetric noise*, labels that a fresh model cannot predict from the face. Held-out happy is the
+# opposite. It goes to two classes (neutral and disgust; the pseudo-class neutral is then 68 % open
+# images, disgust 47 %), and which of the two is a function of the face that a fresh detector learns
+# *faster* than the true classes: the smile is the most salient thing in these renders. The
+# cycle-training figure shows it (seed 0): at every snapshot the detectors' loss on the happy faces
+# (0.62-0.96; a 64/34 split has an entropy of 0.65 nats) is far below their loss on the closed faces
+# (1.19-1.76), so the small-loss exchange keeps the happy faces (the last selections are 39-41 % open
+# against 37 % in the pool) and drops closed ones. Second, within this budget the from-scratch
+# detectors do not fit the closed classes (closed CE 1.2-1.5 after 9 epochs), while the paper's
+# pretrained ResNet-50 ends with the closed samples' losses piled up near zero (its Fig. 5).
+#
+# So the check below stays as the issue states it, and fails. The exploration below (seed 0) did not
+# find a detector schedule, width, λ or selection rule that passes; of the other held-out classes we
+# ran anger and surprise through the detectors (both fail), and the pseudo-label table in the
+# hold-out section predicts the same for the rest. With a perfect selection and a longer-trained
+# detector the score would pass (0.906 vs MSP 0.738).
+
+# %% [markdown]
+# ### What we tried (exploration, seed 0, not tuned into the run above)
+#
+# All with the smoke data above and the same pipeline code (copied into a script with knobs), held-out
+# happy unless stated; "ours" is the two-detector ensemble, CE = mean loss against the pseudo-label at
+# the end (closed / held-out / compounds).
+#
+# | change | ours AUROC | CE closed / held-out / compounds | reading |
+# |---|---|---|---|
+# | close-set width 8 instead of 12 | (MSP 0.669, acc 0.833) | | width 12 kept |
+# | faces at 62-80 % of the frame (before) instead of 85-95 % | (MSP 0.683, acc 0.826 at width 12) | | tight crop kept |
+# | detector λ 6, width 8, one cycle of 12 epochs | 0.327 | 0.96 / 0.54 / 1.24 | happy learned first |
+# | λ 0 (no consistency loss), width 8, 8 epochs | 0.418 | 0.66 / 0.47 / 0.97 | faster, same order |
+# | λ 0, width 16, 14 epochs | 0.511 | 0.08 / 0.07 / 0.17 | memorises everything |
+# | co-teaching per mini-batch (Han et al. 2018), λ 0, width 12, 2 × 5 epochs, keep 60 % | 0.312 | 2.38 / 0.46 / 2.81 | selection keeps happy, drops closed |
+# | this notebook: λ 6, width 12, 3 cycles × 3 epochs, exchange, keep 70 % | 0.227 | 1.19-1.49 / 0.62-0.70 / 1.44-1.78 | |
+# | **oracle selection** (train on the truly closed pool images only), λ 0, width 12, 10 epochs | **0.906** (happy 0.903, compounds 0.927) | 0.30 / 0.92 / 1.30 | the score works if selection works |
+# | oracle selection, this notebook's λ 6, width 12, 3 × 3 epochs | 0.745 (happy 0.745, compounds 0.741) | | budget limits the detector too |
+# | held out **anger** (the class that scatters), λ 6, width 12, 10 epochs | 0.637 | 0.83 / 1.02 / 1.14 | right order, MSP 0.903 |
+# | held out anger, λ 0 | 0.682 | 0.36 / 0.57 / 0.62 | MSP 0.903 |
+# | held out **surprise** (97 % to fear), λ 6, width 12, 10 epochs | 0.153 | 0.73 / 0.09 / 1.00 | MSP 0.460 |
+#
+# Two readings. (1) The mechanism is sound in this code: trained on the right samples, the detectors'
+# loss separates closed from open far better than MSP (0.91 vs 0.74). What fails is getting there
+# without labels: the paper's premise (scattered, unlearnable open-set labels) does not hold for a
+# basic class held out of these synthetic faces, where pseudo-labels are a near-deterministic
+# function of the rendered expression. (2) On these faces the premise and a weak MSP exclude each
+# other: the class whose labels scatter (anger) is the one MSP already detects (0.90, so "+0.1"
+# would need 1.0); the classes where MSP is weak (surprise, fear, neutral, happy) concentrate.
+#
+# Speed: the small CNNs run on one torch thread in smoke (`threads`). Measured on this machine under
+# load, a width-12 SmallCNN at 32 px trains at ~850 images/s on one thread and at ~50 images/s on
+# two (the second OpenMP thread spin-waits against the other jobs).
 
 # %% [markdown]
 # ## Checks
