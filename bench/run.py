@@ -18,6 +18,13 @@ HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str]) -> int:
+    if "-h" in argv or "--help" in argv:
+        print(__doc__)
+        return 0
+    unknown = [a for a in argv if a.startswith("-") and a != "--quick"]
+    if unknown:
+        print(f"unknown option(s) {unknown}: expected --quick, -h/--help and benchmark names", file=sys.stderr)
+        return 2
     quick = "--quick" in argv
     only = [a for a in argv if not a.startswith("-")]
     results: dict[str, float | str] = {}
