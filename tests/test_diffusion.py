@@ -117,3 +117,103 @@ def test_bad_arguments():
                       start_index=7)
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         D.to_latent(torch.zeros(3, 8, 8))
+
+
+def test_parameterisations_are_consistent():
+    # The target of each parameterisation, read back through output_to_eps, is the true noise.
+    sch = D.noise_scheduler()
+    torch.manual_seed(2)
+    x0, eps = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8)
+    t = torch.tensor([5, 450, 950])
+    ab = sch.alphas_cumprod[t].view(3, 1, 1, 1)
+    xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    for pred in D.PREDICTIONS:
+        target = D.training_target(sch, x0, eps, t, pred)
+        assert torch.allclose(D.output_to_eps(sch, xt, target, t, pred), eps, atol=2e-3), pred
+    v = D.training_target(sch, x0, eps, t, "v_prediction")
+    assert torch.allclose(v, ab.sqrt() * eps - (1 - ab).sqrt() * x0)
+    with pytest.raises(ValueError, match="prediction"):
+        D.training_target(sch, x0, eps, t, "noise")
+
+
+class _Oracle(torch.nn.Module):
+    """Outputs the exact target of a parameterisation for a known (x0, eps) pair."""
+
+    def __init__(self, sch, x0, eps, pred):
+        super().__init__()
+        self.sch, self.x0, self.eps, self.pred = sch, x0, eps, pred
+
+    def forward(self, x, t, encoder_hidden_states=None, **kw):
+        from types import SimpleNamespace
+        tt = torch.as_tensor(t).long().expand(x.shape[0])
+        return SimpleNamespace(sample=D.training_target(self.sch, self.x0, self.eps, tt, self.pred))
+
+
+def test_eps_view_lets_ddim_recover_x0_for_every_parameterisation():
+    sch = D.noise_scheduler()
+    x0, eps = torch.randn(2, 4, 8, 8).clamp(-1, 1), torch.randn(2, 4, 8, 8)
+    ab = sch.alphas_cumprod[600]
+    xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    for pred in D.PREDICTIONS:
+        view = D.EpsView(_Oracle(sch, x0, eps, pred), sch, pred)
+        e = D.cfg_eps(view, xt, 600, torch.zeros(2, 3, 24), None)
+        assert torch.allclose(D.ddim_step(sch, xt, e, 600, -1), x0, atol=1e-3), pred
+    with pytest.raises(ValueError, match="prediction"):
+        D.EpsView(torch.nn.Identity(), sch, "x0")
+
+
+def test_sample_timesteps():
+    g = torch.Generator().manual_seed(0)
+    uni = D.sample_timesteps(4000, 1000, generator=g)
+    mid = D.sample_timesteps(4000, 1000, kind="logit_normal", generator=g)
+    mix = D.sample_timesteps(4000, 1000, kind="logit_normal", uniform_frac=0.3, generator=g)
+    for t in (uni, mid, mix):
+        assert t.dtype == torch.long and t.min() >= 0 and t.max() <= 999
+    inner = lambda t: ((t > 250) & (t < 750)).float().mean().item()   # noqa: E731
+    assert abs(inner(uni) - 0.5) < 0.05 and inner(mid) > 0.65 and inner(uni) < inner(mix) < inner(mid)
+    assert torch.equal(D.sample_timesteps(5, generator=torch.Generator().manual_seed(1)),
+                       torch.randint(0, 1000, (5,), generator=torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match="kind"):
+        D.sample_timesteps(3, kind="cosine")
+    with pytest.raises(ValueError, match="uniform_frac"):
+        D.sample_timesteps(3, kind="logit_normal", uniform_frac=1.5)
+
+
+def test_ema_tracks_and_copies():
+    net = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        net.weight.zero_(); net.bias.zero_()
+    ema = D.EMA(net, decay=0.5)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    ema.update(net)                          # warm-up: d = min(0.5, 2/11) = 2/11
+    assert torch.allclose(ema.shadow["weight"], torch.full((2, 2), 9 / 11))
+    for _ in range(20):
+        ema.update(net)
+    other = torch.nn.Linear(2, 2)
+    ema.copy_to(other)
+    assert torch.allclose(other.weight, torch.ones(2, 2), atol=1e-5) and torch.allclose(other.bias, torch.zeros(2))
+    with pytest.raises(ValueError, match="decay"):
+        D.EMA(net, decay=1.0)
+    with pytest.raises(ValueError, match="lacks"):
+        ema.copy_to(torch.nn.Conv2d(1, 1, 1))        # same names, other shapes
+    with pytest.raises(ValueError, match="lacks"):
+        ema.copy_to(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_v_prediction_loss_with_logit_normal_timesteps_trains():
+    torch.manual_seed(0)
+    unet = D.small_unet(8, 4, block_out_channels=(16, 32), cross_attention_dim=24, attention_head_dim=4)
+    sch = D.noise_scheduler()
+    opt = torch.optim.Adam(unet.parameters(), 3e-3)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.zeros(16, 4, 8, 8)
+    x0[:, :, 2:6, 2:6] = 1.0
+    cond = torch.randn(16, 3, 24)
+    losses = []
+    for _ in range(30):
+        loss = D.ddpm_loss(unet, sch, x0, cond, generator=g, prediction="v_prediction",
+                           timestep_sampling="logit_normal", uniform_frac=0.3)
+        opt.zero_grad(); loss.backward(); opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5

@@ -16,6 +16,14 @@ timesteps, so that sampling and inversion are exact mirrors of each other and th
 guidance is the same one the step uses. Everything works on any ``eps`` model with the
 ``UNet2DConditionModel`` call signature ``unet(x, t, encoder_hidden_states=...).sample``.
 
+Three parameterisations of the network output are supported everywhere (``prediction``):
+``"epsilon"`` (the noise, Ho et al. 2020), ``"sample"`` (x0 itself) and ``"v_prediction"``
+(``v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0``, Salimans & Ho 2022). :class:`EpsView` presents
+any of them as an eps model, so sampling, CFG and inversion are written once. For short
+from-scratch training, :func:`sample_timesteps` can draw t from a logit-normal density that
+puts the updates on the middle noise levels (Esser et al. 2024, SD3 §3.1), and :class:`EMA`
+keeps an exponential moving average of the weights.
+
 ``to_latent`` / ``from_latent`` give a lossless "latent" for small pixel models: a
 space-to-depth reshuffle (``pixel_unshuffle``) that halves the side and multiplies channels,
 so a 32 px grey image becomes a 16x16x4 tensor, like Stable Diffusion's 4-channel latent.
@@ -79,30 +87,141 @@ def from_latent(z: torch.Tensor, factor: int = 2) -> torch.Tensor:
     return (x + 1) / 2
 
 
+# ----------------------------------------------------------------------------- parameterisations
+PREDICTIONS = ("epsilon", "sample", "v_prediction")
+TIMESTEP_SAMPLING = ("uniform", "logit_normal")
+
+
+def _check_prediction(prediction: str) -> None:
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+
+
+def training_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, t, prediction: str = "epsilon") -> torch.Tensor:
+    """What the network regresses at ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise``:
+    ``noise`` (epsilon), ``x0`` (sample) or ``v = sqrt(abar_t) noise - sqrt(1 - abar_t) x0``."""
+    _check_prediction(prediction)
+    if prediction == "epsilon":
+        return noise
+    if prediction == "sample":
+        return x0
+    ab = _abar(scheduler, t, x0)
+    return ab.sqrt() * noise - (1 - ab).sqrt() * x0
+
+
+def output_to_eps(scheduler, x_t: torch.Tensor, out: torch.Tensor, t, prediction: str = "epsilon") -> torch.Tensor:
+    """The eps implied by a network output ``out`` of the given parameterisation at ``(x_t, t)``."""
+    _check_prediction(prediction)
+    if prediction == "epsilon":
+        return out
+    ab = _abar(scheduler, t, x_t)
+    if prediction == "sample":
+        return (x_t - ab.sqrt() * out) / (1 - ab).sqrt().clamp_min(1e-4)
+    return (1 - ab).sqrt() * x_t + ab.sqrt() * out
+
+
+class EpsView(nn.Module):
+    """Presents a UNet trained with ``prediction`` ("sample" / "v_prediction" / "epsilon") as an eps
+    model with the same call signature (``.sample`` is eps), so :func:`cfg_eps`, :func:`ddim_sample`
+    and :func:`ddim_invert` run unchanged. CFG stays exact: eps is affine in the output at fixed x_t."""
+
+    def __init__(self, unet: nn.Module, scheduler, prediction: str = "epsilon"):
+        super().__init__()
+        _check_prediction(prediction)
+        self.unet, self.scheduler, self.prediction = unet, scheduler, prediction
+
+    def forward(self, x, t, encoder_hidden_states=None, **kw):
+        from types import SimpleNamespace
+
+        out = self.unet(x, t, encoder_hidden_states=encoder_hidden_states, **kw).sample
+        tt = torch.as_tensor(t, device="cpu").long()
+        tt = tt.expand(x.shape[0]) if tt.ndim == 0 else tt
+        return SimpleNamespace(sample=output_to_eps(self.scheduler, x, out, tt, self.prediction))
+
+
+def sample_timesteps(n: int, num_train_timesteps: int = 1000, *, kind: str = "uniform", uniform_frac: float = 0.0,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` training timesteps in ``0..num_train_timesteps-1`` (long, on the CPU).
+
+    ``"uniform"``: DDPM's choice. ``"logit_normal"``: ``t / T = sigmoid(u)``, ``u ~ N(0, 1)``
+    (Esser et al. 2024), which spends the updates on the middle noise levels where a sample's
+    layout and class are decided; ``uniform_frac`` of the draws stay uniform so that the nearly
+    clean and the nearly pure-noise ends are still trained.
+    """
+    if kind not in TIMESTEP_SAMPLING:
+        raise ValueError(f"sample_timesteps: kind must be one of {TIMESTEP_SAMPLING}, got {kind!r}")
+    if not 0.0 <= uniform_frac <= 1.0:
+        raise ValueError(f"sample_timesteps: uniform_frac must be in [0, 1], got {uniform_frac!r}")
+    uni = torch.randint(0, num_train_timesteps, (n,), generator=generator, device="cpu")
+    if kind == "uniform":
+        return uni
+    mid = (torch.sigmoid(torch.randn(n, generator=generator, device="cpu")) * (num_train_timesteps - 1)).round().long()
+    if uniform_frac <= 0:
+        return mid
+    return torch.where(torch.rand(n, generator=generator, device="cpu") < uniform_frac, uni, mid)
+
+
+class EMA:
+    """Exponential moving average of a model's floating-point parameters and buffers.
+
+    ``update(model)`` after each optimiser step: ``avg <- d avg + (1 - d) w`` with
+    ``d = min(decay, (1 + n) / (10 + n))`` (n = updates so far; the warm-up lets the average
+    follow a fresh model). ``copy_to(model)`` writes the average into ``model``.
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.999):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA: decay must be in [0, 1), got {decay!r}")
+        self.decay, self.updates = float(decay), 0
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in model.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].lerp_(v.detach().to(self.shadow[k]), 1 - d)
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        state = model.state_dict()
+        missing = [k for k in self.shadow if k not in state or state[k].shape != self.shadow[k].shape]
+        if missing:
+            raise ValueError(f"EMA.copy_to: the model lacks (or has other shapes for) {len(missing)} averaged "
+                             f"tensors, e.g. {missing[:3]}")
+        for k, v in self.shadow.items():
+            state[k].copy_(v)
+
+
 # ----------------------------------------------------------------------------- training
 def ddpm_loss(unet: nn.Module, scheduler, x0: torch.Tensor, cond: torch.Tensor, *,
               null_cond: torch.Tensor | None = None, cond_drop: float = 0.0,
-              generator: torch.Generator | None = None, cross_attention_kwargs: dict | None = None) -> torch.Tensor:
-    """The DDPM "simple" loss ``|| eps - eps_theta(x_t, t, c) ||^2`` (Ho et al. 2020, Eq. 14).
+              generator: torch.Generator | None = None, cross_attention_kwargs: dict | None = None,
+              prediction: str = "epsilon", timestep_sampling: str = "uniform", uniform_frac: float = 0.0) -> torch.Tensor:
+    """The DDPM "simple" loss ``|| eps - eps_theta(x_t, t, c) ||^2`` (Ho et al. 2020, Eq. 14), or
+    its x0 / v counterparts (``prediction``, see :func:`training_target`).
 
     ``cond`` (B, L, D) are the conditioning tokens; with probability ``cond_drop`` a sample's
     tokens are replaced by ``null_cond`` (L, D) or (1, L, D), which trains the unconditional
-    branch classifier-free guidance needs.
+    branch classifier-free guidance needs. Timesteps come from :func:`sample_timesteps`.
     """
     if x0.shape[0] != cond.shape[0]:
         raise ValueError(f"ddpm_loss: {x0.shape[0]} samples but {cond.shape[0]} conditions")
+    _check_prediction(prediction)
     b, dev = x0.shape[0], x0.device
     if cond_drop > 0:
         if null_cond is None:
             raise ValueError("ddpm_loss: cond_drop > 0 needs null_cond (the empty caption's tokens)")
         drop = torch.rand(b, generator=generator, device="cpu").to(dev) < cond_drop
         cond = torch.where(drop[:, None, None], null_cond.reshape(1, *cond.shape[1:]).to(cond), cond)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator, device="cpu").to(dev)
+    t = sample_timesteps(b, scheduler.config.num_train_timesteps, kind=timestep_sampling, uniform_frac=uniform_frac,
+                         generator=generator)
     noise = torch.randn(x0.shape, generator=generator, device="cpu").to(dev, x0.dtype)
-    ab = scheduler.alphas_cumprod.to(dev)[t].view(b, *([1] * (x0.ndim - 1))).to(x0.dtype)
+    ab = scheduler.alphas_cumprod[t].view(b, *([1] * (x0.ndim - 1))).to(dev, x0.dtype)
     xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-    eps = unet(xt, t, encoder_hidden_states=cond, cross_attention_kwargs=cross_attention_kwargs).sample
-    return F.mse_loss(eps.float(), noise.float())
+    out = unet(xt, t.to(dev), encoder_hidden_states=cond, cross_attention_kwargs=cross_attention_kwargs).sample
+    return F.mse_loss(out.float(), training_target(scheduler, x0, noise, t, prediction).float())
 
 
 # ----------------------------------------------------------------------------- sampling

@@ -37,8 +37,8 @@
 #
 # | | smoke (CPU, < 3 min) | demo (one GPU) | paper (written, not run here) |
 # |---|---|---|---|
-# | "real" data | `facelab.synth` faces, 24 px grey, 3 classes (neutral, happy, surprise) | FER2013 48 px grey, 7 classes | AffectNet / RAF-DB |
-# | generator | tiny `UNet2DConditionModel` from scratch on a space-to-depth latent | larger UNet from scratch | Stable Diffusion 1.5 (local path) + LoRA (peft) |
+# | "real" data | `facelab.synth` faces, 32 px grey, 3 classes (neutral, happy, surprise), low-variance renders | FER2013 48 px grey, 7 classes | AffectNet / RAF-DB |
+# | generator | small `UNet2DConditionModel` from scratch on a space-to-depth latent, v-prediction, EMA | larger UNet from scratch, same recipe | Stable Diffusion 1.5 (local path) + LoRA (peft) |
 # | text encoder | all-MiniLM-L6-v2 (asset) | same | CLIP text encoder of SD 1.5 |
 # | AU vectors of real images | exact synth ground truth | landmark-based estimate (`facelab.faces`) | same estimate (paper: OpenGraphAU) |
 # | AU estimate on outputs | a CNN AU regressor trained on the synth ground truth | landmarks + `estimate_aus` | same |
@@ -56,6 +56,7 @@ max_test = None
 diffusion_epochs = None
 n_down = None
 guidance_lambda = None
+cfg_scale = None
 vote_threshold = 0.67
 synth_multipliers = [1, 2, 5]
 
@@ -81,33 +82,40 @@ from facelab.train import TrainConfig, fit
 T0 = time.time()
 PROFILE = config.resolve_profile(profile)
 CFG = config.pick(PROFILE, {
-    # classes: canonical ids used; size: image side; factor: space-to-depth latent factor (1 = pixels)
-    # smoke faces: plain background, small head turns, strong expressions, face filling the frame
-    # (at 24 px grey that is what lets a one-minute model and classifier see the expression).
-    "smoke": {"classes": [0, 1, 3], "size": 24, "n_train": 640, "n_test": 150, "factor": 2,
-              "synth": {"backgrounds": "plain", "pose_range": (0.1, 0.15, 0.05), "intensity": (0.8, 1.0),
-                        "face_scale": (0.95, 1.05)},
-              "unet": {"block_out_channels": (32, 64), "layers_per_block": 1}, "diff_epochs": 13, "diff_lr": 3e-3,
-              "diff_batch": 32, "adapter_epochs": 6, "au_tokens": 2, "steps": 20, "cfg": 5.0, "start_index": 0,
-              "guide_from": 12, "lam": 0.5, "n_down": 24, "clf_epochs": 8, "clf_width": 8, "eval_width": 8,
-              "clf_batch": 32, "n_ensemble": 3, "n_au_edit": 16, "gen_batch": 60, "threads": 1, "start": "noise",
-              "clip_x0": True, "prediction": "sample", "adapter_lr": 1e-2, "clf_min_steps": 60},
+    # classes: canonical ids used; size: image side; factor: space-to-depth latent factor (1 = pixels).
+    # smoke faces: plain background, near-frontal, one skin-tone band and hair colour, strong expressions,
+    # face filling the frame: the generator's one minute of training goes into the expression, not into
+    # skin tones and backgrounds. prediction / t_sampling / ema: see "The base generator" below.
+    "smoke": {"classes": [0, 1, 3], "size": 32, "n_train": 800, "n_test": 200, "factor": 2,
+              "synth": {"backgrounds": "plain", "pose_range": (0.05, 0.08, 0.03), "intensity": (0.8, 1.0),
+                        "face_scale": (1.0, 1.05)}, "tone": (0.2, 0.45),
+              "unet": {"block_out_channels": (32, 64, 64), "layers_per_block": 1,
+                       "attention_levels": (False, False, True)},
+              "prediction": "v_prediction", "t_sampling": "logit_normal", "uniform_frac": 0.3, "ema": 0.99,
+              "diff_epochs": 6, "diff_lr": 2e-3, "diff_batch": 16, "adapter_epochs": 3, "adapter_lr": 1e-2,
+              "adapter_batch": 16, "au_tokens": 2, "steps": 10, "cfg": 2.0, "start_index": 0, "guide_from": 5,
+              "lam": 5.0, "n_down": 48, "clf_epochs": 8, "clf_width": 8, "eval_width": 8, "clf_batch": 32,
+              "n_ensemble": 3, "n_au_edit": 24, "gen_batch": 120, "threads": 1, "start": "noise", "clip_x0": True,
+              "clf_min_steps": 120, "n_unguided": 60},
     "demo": {"classes": [0, 1, 2, 3, 4, 5, 6], "size": 48, "n_train": None, "n_test": None, "factor": 2,
              "unet": {"block_out_channels": (64, 128, 256), "layers_per_block": 2}, "diff_epochs": 40,
-             "diff_lr": 5e-4, "diff_batch": 256, "adapter_epochs": 10, "au_tokens": 4, "steps": 25, "cfg": 5.0,
-             "start_index": 4, "guide_from": 8, "lam": 0.3, "n_down": 4000, "clf_epochs": 20, "clf_width": 32,
-             "eval_width": 48, "clf_batch": 128, "synth": {}, "n_ensemble": 3, "n_au_edit": 64, "gen_batch": 1024, "threads": None,
-             "start": "noise", "n_au_real": 8000, "clip_x0": True,
-             "prediction": "epsilon"},
+             "diff_lr": 5e-4, "diff_batch": 256, "adapter_epochs": 10, "adapter_lr": 1e-3, "adapter_batch": 256,
+             "au_tokens": 4, "steps": 25, "cfg": 2.0,
+             "start_index": 4, "guide_from": 8, "lam": 5.0, "n_down": 4000, "clf_epochs": 20, "clf_width": 32,
+             "eval_width": 48, "clf_batch": 128, "synth": {}, "tone": None, "n_ensemble": 3, "n_au_edit": 64,
+             "gen_batch": 1024, "threads": None, "start": "noise", "n_au_real": 8000, "clip_x0": True,
+             "prediction": "v_prediction", "t_sampling": "logit_normal", "uniform_frac": 0.3, "ema": 0.999},
     # SD 1.5 + LoRA as the unofficial reproduction (lr 1e-4, batch 32, 5 epochs at 512 px);
     # semantic guidance: 50 DDIM steps, inverted start at step 15 (35 denoising steps), step 0.1 from step 15, CFG 7.5.
     "paper": {"classes": [0, 1, 2, 3, 4, 5, 6, 7], "size": 512, "n_train": None, "n_test": None, "factor": 8,
-              "unet": None, "diff_epochs": 5, "diff_lr": 1e-4, "diff_batch": 32, "adapter_epochs": 5, "au_tokens": 4,
+              "unet": None, "diff_epochs": 5, "diff_lr": 1e-4, "diff_batch": 32, "adapter_epochs": 5, "adapter_lr": 1e-4,
+              "adapter_batch": 16, "au_tokens": 4,
               "steps": 50, "cfg": 7.5, "start_index": 15, "guide_from": 15, "lam": 0.1, "n_down": None,
-              "clf_epochs": 40, "clf_width": None, "eval_width": None, "clf_batch": 64, "synth": {}, "n_ensemble": 3, "n_au_edit": 64,
+              "clf_epochs": 40, "clf_width": None, "eval_width": None, "clf_batch": 64, "synth": {}, "tone": None,
+              "n_ensemble": 3, "n_au_edit": 64,
               "gen_batch": 16, "threads": None, "start": "invert", "n_au_real": 50000, "lora_rank": 64,
-              "clip_x0": False, "prediction": "epsilon"},
-}, n_train=max_train, n_test=max_test, diff_epochs=diffusion_epochs, n_down=n_down, lam=guidance_lambda)
+              "clip_x0": False, "prediction": "epsilon", "t_sampling": "uniform", "uniform_frac": 0.0, "ema": None},
+}, n_train=max_train, n_test=max_test, diff_epochs=diffusion_epochs, n_down=n_down, lam=guidance_lambda, cfg=cfg_scale)
 if CFG["threads"]:
     # Small ops on a shared 2-core CPU: a second OpenMP thread mostly spin-waits (4x slower here).
     torch.set_num_threads(CFG["threads"])
@@ -145,6 +153,11 @@ report = Report("03_synfer", profile=PROFILE, dataset=DATASET, out_dir=OUT)
 #   the unofficial reproduction reported 88.9 % that way, see paper notes §4e);
 # * the **test split** is only ever used for final numbers.
 #
+# Smoke faces are rendered with little nuisance variance on purpose: plain background, near-frontal
+# pose, one skin-tone band (light-medium) and one hair colour, the face filling the 32 px frame
+# (lighting still varies). A generator trained for about a minute on a CPU can then spend its
+# capacity on the expression; demo and paper use real photographs with all their variance.
+#
 # AU vectors: in smoke each synthetic face carries its exact AUs (20, `facelab.mesh.AU_NAMES`).
 # For real photographs the paper ran OpenGraphAU; we estimate AUs from landmarks by inverting
 # py-feat's AU-to-mesh model (`facelab.faces.estimate_aus`). That is an **estimate**, not a detector.
@@ -169,14 +182,30 @@ def to_grey(images: np.ndarray) -> np.ndarray:
 def load_real():
     """Return dict(train=(images uint8 (n,H,W), labels 0..K-1, aus (n,20) or None), test=(...))."""
     if ROOT is None:
-        from facelab.synth import SynthFaces
+        from facelab.cache import cached
+        from facelab.synth import faces
+        from facelab.synth.datasets import CACHE_VERSION
+        from facelab.synth.identity import sample_identities, skin_from_tone
 
         def make(n, s):
-            # cached on disk by a content hash of the parameters (facelab.synth.SynthFaces)
-            a = SynthFaces(n, CFG["size"], expressions=[config.EXPRESSIONS[c] for c in CLASSES], seed=s, cache=True,
-                           **CFG["synth"]).arrays
+            def build():
+                # random identities, then (smoke) one skin-tone band and one hair colour: low variance on purpose
+                rng = np.random.default_rng(s + 77)
+                ident = sample_identities(n, rng)
+                if CFG["tone"]:
+                    tone = rng.uniform(*CFG["tone"], n).astype(np.float32)
+                    ident["tone"], ident["skin_rgb"] = tone, skin_from_tone(tone).astype(np.float32)
+                    ident["has_hair"] = np.ones(n, np.float32)
+                    ident["hair_rgb"][:] = np.array([0.2, 0.12, 0.07], np.float32)
+                b = faces(n, CFG["size"], [config.EXPRESSIONS[c] for c in CLASSES], seed=s, identities=ident,
+                          **CFG["synth"])
+                return {"images": to_grey(b.images), "label": b.label, "aus": b.aus.astype(np.float32)}
+
+            # cached on disk by a content hash of everything that produced it (facelab.cache)
+            a = cached("synfer_faces", {"n": n, "seed": s, "size": CFG["size"], "classes": CLASSES, "tone": CFG["tone"],
+                                        "synth": CFG["synth"], "renderer": CACHE_VERSION}, build)
             local = np.array([CLASSES.index(int(l)) for l in a["label"]])
-            return to_grey(a["images"]), local, a["aus"].astype(np.float32)
+            return a["images"], local, a["aus"]
 
         return {"train": make(CFG["n_train"], seed), "test": make(CFG["n_test"], seed + 10_000)}
     if PROFILE == "paper":
@@ -306,15 +335,42 @@ print(np.round(TXT.pooled[:K] @ TXT.pooled[:K].T, 2))
 # regress the noise, `L = ||eps - eps_theta(x_t, t, c)||^2`, with the caption dropped 10 % of the
 # time so that classifier-free guidance can mix conditional and unconditional predictions at
 # sampling time. In smoke and demo the "latent" is a lossless space-to-depth reshuffle of the grey
-# image (24 px -> 12x12x4; `facelab.nn.diffusion.to_latent`); the paper profile uses SD 1.5's VAE
-# and fine-tunes the UNet with LoRA, as the unofficial reproduction does.
+# image (32 px -> 16x16x4; `facelab.nn.diffusion.to_latent`); the paper profile uses SD 1.5's VAE
+# and fine-tunes the UNet with LoRA, as the unofficial reproduction does (eps prediction, as SD).
 #
-# **Smoke deviation: x0 prediction.** A UNet trained from scratch for ~160 steps predicts eps too
-# roughly for DDIM: `x̂₀ = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t` multiplies its error by up to 1/√ᾱ_t ≈ 10 at the
-# first steps, and the samples stay noise (we measured evaluator accuracy at chance that way). In
-# smoke the UNet regresses the clean latent instead (`L = ||x_0 − x̂_θ(x_t, t, c)||²`, the other
-# parameterisation of Ho et al. 2020, §3.2) and is presented to the sampler as an eps model
-# (`EpsFromX0`); x̂₀ is clipped to the data range at every step. Demo and paper keep eps prediction.
+# **Smoke and demo deviations: a from-scratch recipe.** SynFER fine-tunes a pre-trained SD; we
+# train from scratch, in smoke for about 300 optimiser steps on one CPU core. Three standard
+# choices make that budget produce faces (all in `facelab.nn.diffusion`):
+#
+# * **v-prediction** (Salimans & Ho 2022): the UNet regresses `v = √ᾱ_t ε − √(1−ᾱ_t) x_0`, which
+#   is well scaled at every noise level; an eps model this young is so wrong at high noise that
+#   `x̂₀ = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t` amplifies its error into noise, and an x0 model regresses to
+#   the class mean (blurred, all alike). `EpsView` presents the UNet to the sampler as an eps
+#   model, so DDIM, CFG and guidance are unchanged; x̂₀ is clipped to the data range at each step.
+# * **logit-normal timesteps** (Esser et al. 2024, SD3 §3.1), 30 % of draws still uniform: the few
+#   updates go to the middle noise levels where a sample's layout and expression are decided.
+# * **EMA of the weights** (decay 0.99 in smoke): the sampler uses the average of the last ~100
+#   steps, not the last noisy step (standard; we did not ablate it under equal conditions).
+#
+# Exploratory runs that chose this recipe (a scratch script outside the repo, seed 0, same smoke data,
+# 60 s of training each on a shared 2-core machine, so the step count varies; EMA 0.99 in all; 20 DDIM
+# steps, CFG 2; not re-run by this notebook). Columns: evaluator accuracy on 150 generated faces, and
+# a classifier trained on 400 generated faces, tested on real ones:
+#
+# | parameterisation | timesteps | batch | steps | eval acc on generated | synthetic-only on real |
+# |---|---|---|---|---|---|
+# | x0 | uniform | 32 | 198 | 0.67 | 0.37 |
+# | x0 | uniform | 16 | 279 | 0.75 | 0.54 |
+# | x0 | logit-normal | 16 | 348 | 0.97 | 0.70 (smooth class means, little diversity) |
+# | eps | logit-normal | 16 | 290 | 0.44 | 0.69 |
+# | v | logit-normal | 16 | 335 | 0.98 | 0.93 |
+# | v | logit-normal | 8 | 408 | 0.99 | 0.89 |
+# | **v** (used) | **logit-normal + 30 % uniform** | **16** | 319 | 0.97 | 0.87 |
+#
+# The timestep density was the largest single gain (x0: 0.75 -> 0.97); v beat x0 on what matters
+# downstream (diversity: 0.87-0.93 vs 0.70). We keep 30 % uniform draws so the nearly clean end is
+# trained too; in this one run pure logit-normal did as well. With the recipe fixed, 10 DDIM steps
+# gave the same evaluator accuracy as 20 (0.99 at CFG 3), so smoke samples with 10.
 
 # %%
 F_LAT = CFG["factor"]
@@ -367,7 +423,8 @@ print(f"UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters,
 
 # %%
 class DiffusionLoss(nn.Module):
-    """The training objective as a module (so facelab.train.fit can prepare and run it).
+    """The training objective as a module (so facelab.train.fit can prepare and run it): the DDPM loss
+    in the profile's parameterisation and timestep density (``facelab.nn.diffusion.ddpm_loss``).
 
     ``au_adapter`` (optional) turns AU vectors into extra context tokens; ``text_drop`` /
     ``au_drop`` replace a sample's caption / AU vector by the empty ones (classifier-free training).
@@ -389,34 +446,12 @@ class DiffusionLoss(nn.Module):
         return ctx
 
     def forward(self, z0, cap_idx, aus=None):
-        if CFG["prediction"] == "epsilon":
-            return D.ddpm_loss(self.unet, sched, z0, self.context(cap_idx, aus))
-        # x0 ("sample") parameterisation: same noising, the UNet regresses the clean latent.
-        b = len(z0)
-        t = torch.randint(0, sched.config.num_train_timesteps, (b,), device=z0.device)
-        ab = sched.alphas_cumprod.to(z0.device)[t].view(b, 1, 1, 1)
-        xt = ab.sqrt() * z0 + (1 - ab).sqrt() * torch.randn_like(z0)
-        return F.mse_loss(self.unet(xt, t, encoder_hidden_states=self.context(cap_idx, aus)).sample.float(), z0.float())
+        return D.ddpm_loss(self.unet, sched, z0, self.context(cap_idx, aus), prediction=CFG["prediction"],
+                           timestep_sampling=CFG["t_sampling"], uniform_frac=CFG["uniform_frac"])
 
 
-class EpsFromX0(nn.Module):
-    """Presents an x0-predicting UNet as an eps model: ``eps = (x_t - sqrt(abar_t) x0_hat) / sqrt(1 - abar_t)``,
-    so the library's DDIM, CFG and inversion code runs unchanged (CFG is affine, so mixing x0's = mixing eps's)."""
-
-    def __init__(self, unet):
-        super().__init__()
-        self.unet = unet
-
-    def forward(self, x, t, encoder_hidden_states=None, **kw):
-        from types import SimpleNamespace
-
-        x0 = self.unet(x, t, encoder_hidden_states=encoder_hidden_states, **kw).sample
-        ab = sched.alphas_cumprod.to(x.device)[torch.as_tensor(t, device="cpu").long()].to(x.device, x.dtype)
-        ab = ab.view(-1, *([1] * (x.ndim - 1)))
-        return SimpleNamespace(sample=(x - ab.sqrt() * x0) / (1 - ab).sqrt().clamp_min(1e-4))
-
-
-EPS_MODEL = unet if CFG["prediction"] == "epsilon" else EpsFromX0(unet)
+# the sampler, CFG, inversion and guidance all see an eps model, whatever the UNet was trained to predict
+EPS_MODEL = unet if CFG["prediction"] == "epsilon" else D.EpsView(unet, sched, CFG["prediction"])
 
 
 def diffusion_step(model, batch):
@@ -430,10 +465,22 @@ with torch.no_grad():
 AU_T = torch.from_numpy(np.nan_to_num(au_tr, nan=0.0))
 train_set = TensorDataset(Z_TR, torch.from_numpy(y_tr).long(), AU_T)
 base_loss = DiffusionLoss(unet, text_drop=0.1)
+ema = D.EMA(unet, CFG["ema"]) if CFG["ema"] else None
+
+
+def ema_update(epoch, i):
+    """fit's hook runs before each step: average the weights the previous step left."""
+    if ema is not None and (epoch or i):
+        ema.update(unet)
+
+
 t_diff = time.time()
 hist = fit(base_loss, train_set, TrainConfig(epochs=CFG["diff_epochs"], batch_size=CFG["diff_batch"], lr=CFG["diff_lr"],
                                                warmup_steps=20, seed=seed, desc="diffusion", clip_grad=1.0,
-                                               checkpoint_dir=None), step=diffusion_step)
+                                               checkpoint_dir=None), step=diffusion_step, on_step=ema_update)
+if ema is not None:
+    ema.update(unet)
+    ema.copy_to(unet)             # from here on the UNet holds the averaged weights
 unet.eval().to(DEVICE)
 sl = np.asarray(hist.step_loss)
 w = max(1, len(sl) // 20)
@@ -536,8 +583,12 @@ class AUAdapter(nn.Module):
 unet.cpu()
 au_procs = install_decoupled_attention(unet, CFG["au_tokens"])
 adapter = AUAdapter(N_AU, CFG["au_tokens"], CTX_DIM)
-# Training the AU branch: captions are dropped 50 % of the time so that the AU tokens must carry the
-# expression on their own sometimes (IP-Adapter drops each condition independently for CFG).
+# Training the AU branch: the caption is replaced by the empty one 50 % of the time. With the class
+# named in the caption the AU tokens are redundant; without it, they are the only hint of the
+# expression, so the adapter must learn to carry it. IP-Adapter drops each condition independently
+# for the same reason (and for CFG); the AU vector itself is zeroed 10 % of the time. (An earlier
+# version of this notebook, with an x0-predicting base that drew blobs and the edit test run under
+# the "neutral" caption, measured a requested smile moving the estimated AUs by -0.01.)
 ad_loss = DiffusionLoss(unet, au_adapter=adapter, text_drop=0.5, au_drop=0.1)
 ad_params = list(adapter.parameters()) + list(au_procs.parameters())
 print(f"trainable: adapter {sum(p.numel() for p in adapter.parameters()) / 1e3:.0f} k + AU K/V "
@@ -545,8 +596,8 @@ print(f"trainable: adapter {sum(p.numel() for p in adapter.parameters()) / 1e3:.
       f"{not any(p.requires_grad for n, p in unet.named_parameters() if 'au' not in n)}")
 au_set = TensorDataset(Z_TR[AU_IDX], torch.from_numpy(y_tr[AU_IDX]).long(), AU_T[AU_IDX])
 base_before = {n: p.detach().clone() for n, p in unet.named_parameters() if "_au" not in n}
-ad_hist = fit(ad_loss, au_set, TrainConfig(epochs=CFG["adapter_epochs"], batch_size=CFG["diff_batch"],
-                                           lr=CFG.get("adapter_lr", 2e-3),
+ad_hist = fit(ad_loss, au_set, TrainConfig(epochs=CFG["adapter_epochs"], batch_size=CFG["adapter_batch"],
+                                           lr=CFG["adapter_lr"],
                                            seed=seed + 1, desc="AU adapter", clip_grad=1.0), step=diffusion_step,
               params=ad_params)
 unet.eval().to(DEVICE); adapter.eval().to(DEVICE)
@@ -573,7 +624,9 @@ def train_classifier(x, y, *, width, seed_, epochs, n_out=None, regress=False, d
     """A facelab SmallCNN (1 grey channel) on uint8 images; flips as augmentation."""
     torch.manual_seed(seed_)
     # tiny sets (the downstream study at n_down) still get at least clf_min_steps optimiser steps
-    epochs = max(epochs, math.ceil(CFG.get("clf_min_steps", 0) * CFG["clf_batch"] / max(len(y), 1)))
+    # (fit drops the last partial batch, so an epoch is len(y) // batch steps)
+    per_epoch = max(1, len(y) // CFG["clf_batch"])
+    epochs = max(epochs, math.ceil(CFG.get("clf_min_steps", 0) / per_epoch))
     net = fer_classifier("small", n_out or K, in_chans=1, width=width)
     target = torch.from_numpy(y).float() if regress else torch.from_numpy(y).long()
     ds = TensorDataset(images_to_tensor(x), target)
@@ -628,10 +681,15 @@ if ROOT is None:
     # How well does the regressor read AUs on held-out real faces? (It is the AU "ruler" of the checks.)
     _, _, au_te = REAL["test"]
     pred = estimate_output_aus(X_TE)
-    active = au_te.std(0) > 0.1
-    r_au = np.mean([np.corrcoef(pred[:, j], au_te[:, j])[0, 1] for j in np.flatnonzero(active)])
-    print(f"AU regressor on real test faces: mean Pearson r {r_au:.2f} over {active.sum()} active AUs")
+    active = np.flatnonzero(au_te.std(0) > 0.1)
+    r_per = {AU_NAMES[j]: float(np.corrcoef(pred[:, j], au_te[:, j])[0, 1]) for j in active}
+    mae_per = {AU_NAMES[j]: float(np.abs(pred[:, j] - au_te[:, j]).mean()) for j in active}
+    r_au, mae_au = float(np.mean(list(r_per.values()))), float(np.mean(list(mae_per.values())))
+    print(f"AU regressor on held-out real (rendered) faces, {len(active)} active AUs: mean Pearson r {r_au:.2f}, "
+          f"mean abs error {mae_au:.2f} intensity units")
+    print("  per AU (r, MAE):", {a: (round(r_per[a], 2), round(mae_per[a], 2)) for a in r_per})
     report.metric("au_regressor_test_r", r_au)
+    report.metric("au_regressor_test_mae", mae_au)
 else:
     def estimate_output_aus(images_01: torch.Tensor) -> np.ndarray:
         u8 = (images_01[:, 0].clamp(0, 1) * 255).round().byte().numpy()
@@ -650,16 +708,20 @@ else:
 #
 # (D = decoder; the paper prints "+", the reproduction's code correctly descends.) Sampling starts
 # from a DDIM-inverted (paper profile) or forward-noised (smoke, demo: cheaper) reference face for
-# layout; guidance starts at step 15 of 50 with λ = 0.1 and CFG 7.5 in the paper profile.
+# layout; guidance starts at step 15 of 50 with λ = 0.1 and CFG 7.5 in the paper profile. Smoke:
+# 10 DDIM steps from (almost) pure noise, CFG 2, guidance on the last 5 steps with λ = 5 (demo: the
+# same λ, 17 of 25 steps). λ is a length in the embedding space: our MiniLM caption states (12 x 384)
+# have norm ≈ 29, so five steps of 5 may move the embedding by about its own size. What we measured
+# while choosing (evaluator accuracy without -> with guidance, same starts, CFG 1, 60 samples): at
+# λ = 0.5 no effect (seed 0: 0.95 -> 0.95, seed 1: 0.80 -> 0.80); at λ = 2 / 5, seed 1 went
+# 0.80 -> 0.83 / 0.87 (seed 0 has no room: 0.95 -> 0.95). CFG 2 rather than 3: with CFG 3 the
+# classifier trained only on synthetic faces did worse (at 1x, seed 0: 0.63 vs 0.73; seed 1: 0.51 vs
+# 0.67; both at λ = 0.5): a stronger CFG exaggerates the expression and narrows the samples.
 
 # %%
 TS = D.timesteps(sched, CFG["steps"])
 LAT_SHAPE = tuple(Z_TR.shape[1:])
 NULL_AU = torch.zeros(1, N_AU)
-
-
-def au_context(cap_idx: torch.Tensor, aus: torch.Tensor) -> torch.Tensor:
-    return torch.cat([TXT_TOK.to(DEVICE)[cap_idx], adapter(aus.to(DEVICE))], 1)
 
 
 def ddim_step_clipped(x, eps, t, t_next):
@@ -679,20 +741,28 @@ def _from_x0(x0, eps, t_next):
     return math.sqrt(ab_next) * x0 + math.sqrt(1 - ab_next) * eps
 
 
-def generate(labels, aus, *, seed_: int, guided: bool = True, refs=None, lam=None, guide=None):
+EMPTY_CAPTION = K      # row of TXT_TOK holding the empty caption
+
+
+def generate(labels, aus, *, seed_: int, guided: bool = True, refs=None, lam=None, guide=None, captions=None,
+             cfg=None):
     """Generate one batch: target classes ``labels`` (B,), AU vectors ``aus`` (B, 20).
 
+    ``captions`` (B,) are rows of ``TXT_TOK`` (default: each label's caption; ``EMPTY_CAPTION`` = no text);
+    ``cfg`` overrides the profile's classifier-free guidance scale.
     ``refs`` (B, 1, H, W) in [0, 1] give the layout through DDIM inversion or forward noise to
     timestep ``TS[start_index]``; None starts from pure noise at the first step.
     """
     lam = CFG["lam"] if lam is None else lam
+    cfg = CFG["cfg"] if cfg is None else cfg
     guide = guide or GUIDE
     g = torch.Generator().manual_seed(seed_)
     labels = torch.as_tensor(labels).long()
     aus = torch.as_tensor(aus).float()
     b = len(labels)
+    captions = labels if captions is None else torch.as_tensor(captions).long().expand(b)
     with torch.no_grad(), AMP:
-        txt = TXT_TOK.to(DEVICE)[labels.to(DEVICE)].float()
+        txt = TXT_TOK.to(DEVICE)[captions.to(DEVICE)].float()
         au_tok = adapter(aus.to(DEVICE)).float()
         uncond = torch.cat([NULL_TXT.to(DEVICE), adapter(NULL_AU.to(DEVICE))], 1).float()
         if refs is None:
@@ -720,7 +790,7 @@ def generate(labels, aus, *, seed_: int, guided: bool = True, refs=None, lam=Non
             emb = (emb - lam * grad / norm).detach()
             losses.append(loss.item() / b)
         with torch.no_grad(), AMP:
-            eps = D.cfg_eps(EPS_MODEL, x, t, torch.cat([emb, au_tok], 1), uncond, CFG["cfg"]).float()
+            eps = D.cfg_eps(EPS_MODEL, x, t, torch.cat([emb, au_tok], 1), uncond, cfg).float()
             x = ddim_step_clipped(x, eps, t, t_next)
     with torch.no_grad():
         return decode_latents(x).float().cpu(), losses
@@ -736,21 +806,31 @@ def class_aus(labels, g: np.random.Generator) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-# One figure of the mechanism: guided vs unguided from the same start, per class.
+# The mechanism in isolation: guided vs unguided from the same starts, *without* CFG (scale 1), where
+# the caption alone pins the class less firmly and guidance has work to do. The evaluator (which never
+# guided anything) reads every output. The generation below uses CFG and guidance together.
 g_demo = np.random.default_rng(seed + 5)
-lab_demo = torch.arange(K).repeat_interleave(4)
+n_sg = max(K, (CFG.get("n_unguided", 60) // K) * K)
+lab_demo = torch.arange(K).repeat_interleave(n_sg // K)
 aus_demo = class_aus(lab_demo.numpy(), g_demo)
 refs_demo = images_to_tensor(x_tr[g_demo.choice(len(x_tr), len(lab_demo))])
-img_u, _ = generate(lab_demo, aus_demo, seed_=seed + 6, guided=False, refs=refs_demo)
-img_g, gl = generate(lab_demo, aus_demo, seed_=seed + 6, guided=True, refs=refs_demo)
+img_u, _ = generate(lab_demo, aus_demo, seed_=seed + 6, guided=False, refs=refs_demo, cfg=1.0)
+img_g, gl = generate(lab_demo, aus_demo, seed_=seed + 6, guided=True, refs=refs_demo, cfg=1.0)
 pu, pg = run_net(EVAL, img_u).argmax(1), run_net(EVAL, img_g).argmax(1)
-tiles = [t for i in range(len(lab_demo)) for t in (refs_demo[i, 0], img_u[i, 0], img_g[i, 0])]
-titles = [t for i in range(len(lab_demo)) for t in ("reference", f"{NAMES[lab_demo[i]]}: no SG\n-> {NAMES[pu[i]]}",
-                                                   f"with SG\n-> {NAMES[pg[i]]}")]
+acc_sg = {"without": metrics.accuracy(lab_demo.numpy(), pu.numpy()), "with": metrics.accuracy(lab_demo.numpy(), pg.numpy())}
+print(f"CFG 1, {n_sg} samples, same starts: evaluator accuracy without semantic guidance {acc_sg['without']:.3f}, "
+      f"with {acc_sg['with']:.3f}")
+print("guide CE over the guided steps:", np.round(gl, 3))
+report.metric("eval_acc_cfg1_unguided", acc_sg["without"])
+report.metric("eval_acc_cfg1_semantic_guidance", acc_sg["with"])
+show_sg = [int(i) for k in range(K) for i in np.flatnonzero(lab_demo.numpy() == k)[:4]]
+tiles = [t for i in show_sg for t in (refs_demo[i, 0], img_u[i, 0], img_g[i, 0])]
+titles = [t for i in show_sg for t in ("reference", f"{NAMES[lab_demo[i]]}: no SG\n-> {NAMES[pu[i]]}",
+                                       f"with SG\n-> {NAMES[pg[i]]}")]
 viz.savefig(viz.image_grid(tiles, titles, ncols=12, size=1.15,
-                           suptitle="reference -> generated without / with semantic guidance (evaluator's reading after ->)"),
+                           suptitle="CFG 1: reference -> generated without / with semantic guidance "
+                                    "(evaluator's reading after ->)"),
             OUT, "semantic_guidance")
-print("guide CE over guided steps:", np.round(gl, 3))
 
 # %% [markdown]
 # ## Generating the synthetic set
@@ -773,13 +853,13 @@ for a in tqdm(range(0, N_GEN, bs), desc="generate (guided)"):
                        refs=images_to_tensor(x_tr[GEN_REF[a:a + bs]]))
     chunks.append(imgs)
 GEN_X = torch.cat(chunks)
-n_cmp = min(bs, N_GEN)
+n_cmp = min(CFG.get("n_unguided", bs), N_GEN)
 GEN_X_UNGUIDED, _ = generate(GEN_Y[:n_cmp], GEN_AU[:n_cmp], seed_=seed + 1000, guided=False,
                              refs=images_to_tensor(x_tr[GEN_REF[:n_cmp]]))
 gen_s = time.time() - t_gen
 print(f"generated {N_GEN} guided (+{n_cmp} unguided) images in {gen_s:.0f} s")
 report.metric("generated_images", N_GEN)
-per = [int(np.flatnonzero(GEN_Y.numpy() == k)[j]) for k in range(K) for j in range(8)]
+per = [int(i) for k in range(K) for i in np.flatnonzero(GEN_Y.numpy() == k)[:8]]      # up to 8 per class
 viz.savefig(viz.image_grid(GEN_X[per], [NAMES[GEN_Y[i]] for i in per], ncols=8, size=1.1,
                            suptitle="generated faces per intended class"), OUT, "generated_per_class")
 
@@ -794,8 +874,11 @@ viz.savefig(viz.image_grid(GEN_X[per], [NAMES[GEN_Y[i]] for i in per], ncols=8, 
 # * **Class accuracy on samples**: the evaluating classifier (never used for guidance) reads each
 #   generated image; accuracy against the intended label, overall and per class.
 #
-# Look at the grid before trusting the number: a smoke generator trained for ~260 steps makes
-# class-typical blobs (brightness, mouth region), not faces, and a 24 px evaluator can read those.
+# Look at the grid before trusting the numbers: the smoke generator (~300 steps from scratch) makes
+# grainy 32 px faces with the class's mouth and brow configuration, far from the renders' clean
+# shading. The evaluator reads the expression, and FD in *its* features measures the statistics of
+# what it was trained to see (expression), so it stays near the real-vs-real floor while being
+# blind to the grain: it is not a realism score.
 
 # %%
 F_TE = run_net(EVAL, X_TE, feats=True).numpy()
@@ -827,10 +910,14 @@ viz.savefig(fig, OUT, "generated_class_accuracy")
 
 # %% [markdown]
 # ## AU control
-# Does the adapter do what it is asked? Same caption (neutral), same noise, same AU vector except for
-# one edit: an AU group is raised to a typical apex value. We then read the AUs of both outputs with
-# the output AU estimator (smoke: the regressor; demo: landmarks) and look at the change of the
-# requested AUs. A requested rise should read as a rise.
+# Does the adapter do what it is asked? The caption is the **empty** one, so the text names no
+# expression and the AU tokens are the only control; noise and reference are the same for both
+# members of a pair, and the AU vector is all zeros ("off") or has one AU group raised to a typical
+# apex value ("on"). CFG mixes towards the unconditional prediction (empty caption, zero AUs), so
+# here it amplifies exactly the AU tokens' effect. We read the AUs of both outputs with the output AU
+# estimator (smoke: the regressor, whose error on held-out real faces is printed above; demo:
+# landmarks) and look at the change of the requested AUs: a requested rise should read as a rise of
+# at least 0.2 intensity units (4 % of the 0-5 scale) over the AU-off control.
 
 # %%
 EDITS = {"brow raise (AU01+AU02)": {"AU01": 3.0, "AU02": 3.0}, "brow lower (AU04)": {"AU04": 2.8},
@@ -844,30 +931,36 @@ print("AU edits tested:", list(EDITS), "| not testable (AU constant in training 
 n_e = CFG["n_au_edit"]
 neutral_k = NAMES.index("neutral")
 g_e = np.random.default_rng(seed + 9)
-refs_e = images_to_tensor(x_tr[g_e.choice(np.flatnonzero(y_tr == neutral_k), n_e)])
+refs_e = images_to_tensor(x_tr[g_e.choice(len(x_tr), n_e)])
 base_aus = torch.zeros(n_e, N_AU)
-img_base, _ = generate(torch.full((n_e,), neutral_k), base_aus, seed_=seed + 11, guided=False, refs=refs_e)
+edit_kw = dict(seed_=seed + 11, guided=False, refs=refs_e, captions=EMPTY_CAPTION)
+img_base, _ = generate(torch.full((n_e,), neutral_k), base_aus, **edit_kw)
 est_base = estimate_output_aus(img_base)
-au_rows, edit_tiles, edit_titles, au_deltas = [], [], [], {}
-for name, spec in EDITS.items():
+au_rows, edit_tiles, edit_titles, au_deltas = [], [img_base[i, 0] for i in range(4)], ["AUs off"] * 4, {}
+for name, spec in tqdm(EDITS.items(), desc="AU edits"):
     aus = base_aus.clone()
     cols = [AU_NAMES.index(a) for a in spec]
     for a, v in spec.items():
         aus[:, AU_NAMES.index(a)] = v
-    img_e, _ = generate(torch.full((n_e,), neutral_k), aus, seed_=seed + 11, guided=False, refs=refs_e)
+    img_e, _ = generate(torch.full((n_e,), neutral_k), aus, **edit_kw)
     est_e = estimate_output_aus(img_e)
-    delta = np.nanmean(est_e[:, cols] - est_base[:, cols])
+    pair = np.nanmean(est_e[:, cols] - est_base[:, cols], 1)            # per pair: mean change of the requested AUs
+    delta, up = float(np.nanmean(pair)), float(np.nanmean(pair > 0))
     others = np.nanmean(np.abs(np.delete(est_e - est_base, cols, axis=1)))
     au_deltas[name] = delta
-    au_rows.append((name, delta, others))
-    edit_tiles += [img_base[0, 0], img_e[0, 0], img_base[1, 0], img_e[1, 0]]
-    edit_titles += ["neutral AUs", name.split(" (")[0], "neutral AUs", name.split(" (")[0]]
-for name, delta, others in au_rows:
-    print(f"{name:24s} requested AUs moved {delta:+.2f}, other AUs |change| {others:.2f}")
-    report.metric("au_edit_delta_" + name.split(" (")[0].replace(" ", "_"), delta)
-viz.savefig(viz.image_grid(edit_tiles, edit_titles, ncols=8, size=1.1, suptitle="AU edits (same noise and caption)"),
+    au_rows.append((name, delta, up, others, float(np.nanmean(est_base[:, cols]))))
+    edit_tiles += [img_e[i, 0] for i in range(4)]
+    edit_titles += [name.split(" (")[0]] * 4
+for name, delta, up, others, off in au_rows:
+    print(f"{name:24s} requested AUs {off:.2f} (off) -> {off + delta:.2f} (on): {delta:+.2f}, rose in {up:.0%} of "
+          f"{n_e} pairs; other AUs |change| {others:.2f}")
+    key = name.split(" (")[0].replace(" ", "_")
+    report.metric("au_edit_delta_" + key, delta)
+    report.metric("au_edit_frac_pairs_up_" + key, up)
+viz.savefig(viz.image_grid(edit_tiles, edit_titles, ncols=8, size=1.1,
+                           suptitle="AU edits: empty caption, same noise; AUs off (first 4) vs one AU group on"),
             OUT, "au_edits")
-# A rise of at least 0.2 intensity units (4 % of the 0-5 scale) in every requested group, on at least two groups.
+# A rise of at least 0.2 intensity units in every testable group, on at least two groups.
 report.check("au_control_moves_requested_aus_up", len(au_deltas) >= 2 and all(d > 0.2 for d in au_deltas.values()))
 
 # %% [markdown]
@@ -905,6 +998,9 @@ report.check("pseudo_labels_account_for_every_image", keep.sum() + relabel.sum()
 # classifier on (a) `n_down` real faces, (b) synthetic at 1x that size, (c) synthetic at the other
 # multipliers, (d) real + synthetic 1x; synthetic images carry their pseudo-labels (dropped ones
 # removed, so a set may fall a little short of its nominal size); all are tested on the real test set.
+# In smoke `n_down` is 48 (16 faces per class), so the 1x comparison is small and noisy: we measured
+# real-only 0.90-0.92 against synthetic-only 0.66-0.69 at 1x and 0.89 at 5x (seeds 0 and 1). The
+# generated faces are grainy where the renders are smooth; more of them closes most of that gap.
 
 # %%
 down_real = np.sort(np.random.default_rng(seed + 13).permutation(len(y_tr))[:N_DOWN])
@@ -919,6 +1015,11 @@ sets["d_real_plus_synthetic_1x"] = (np.concatenate([x_tr[down_real], gen_u8[idx1
                                     np.concatenate([y_tr[down_real], PSEUDO_Y[idx1]]))
 DOWN = {}
 for name, (xs, ys) in tqdm(sets.items(), desc="downstream"):
+    if len(ys) < 2:
+        # e.g. a tiny demo cap where the ensemble dropped every generated face: nothing to train on
+        print(f"{name:28s} n={len(ys):6d}  skipped (fewer than 2 usable images after pseudo-labelling)")
+        DOWN[name] = float("nan")
+        continue
     net = train_classifier(xs, ys, width=CFG["clf_width"], seed_=seed + 500, epochs=CFG["clf_epochs"], desc=name)
     DOWN[name] = metrics.accuracy(y_te, run_net(net, X_TE).argmax(1))
     print(f"{name:28s} n={len(ys):6d}  real-test accuracy {DOWN[name]:.3f}")
