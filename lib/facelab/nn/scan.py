@@ -19,10 +19,8 @@ Four implementations sit behind :func:`selective_scan` (``backend=``):
 * ``"mamba_ssm"`` - mamba-ssm's fused CUDA kernel. It is imported lazily inside the call, because
   importing mamba-ssm on a machine without CUDA crashes.
 * ``"numba"`` - :mod:`facelab.nn.scan_numba`: two compiled CPU kernels (forward, and the
-  adjoint recurrence for the backward), one pass over time per (batch, channel) with a small
-  running state, never materialising the (batch, D, N, L) one, vectorised (SIMD) over the state
-  index; without autograd the forward kernel also applies the bias, softplus, D and the gate.
-  CPU tensors only. numba is imported lazily, on first use.
+  adjoint recurrence for the backward), one pass over time per (batch, channel) with the state in
+  registers, never materialising it; CPU tensors only. numba is imported lazily, on first use.
 * ``"torch"`` - our chunked pure-PyTorch scan (below): no Python loop over time steps, works on
   any device and dtype, differentiable through ordinary torch ops.
 * ``"reference"`` - :func:`selective_scan_reference`, the plain loop over time, for tests.
