@@ -224,13 +224,6 @@ def load_real():
     return out
 
 
-def sharpness(x: np.ndarray) -> np.ndarray:
-    """Per-image variance of the 4-neighbour Laplacian of (n, H, W) uint8 faces (higher = sharper)."""
-    f = x.astype(np.float32)
-    lap = f[:, 1:-1, :-2] + f[:, 1:-1, 2:] + f[:, :-2, 1:-1] + f[:, 2:, 1:-1] - 4 * f[:, 1:-1, 1:-1]
-    return lap.reshape(len(x), -1).var(1)
-
-
 REAL = load_real()
 if CFG["threads"]:
     torch.set_num_threads(CFG["threads"])       # the renderer may have changed torch's thread count
@@ -238,7 +231,9 @@ x_tr, y_tr, au_tr = REAL["train"]
 x_te, y_te, _ = REAL["test"]
 # Image sharpness per split: our copy of FER2013's *train* split is heavily blurred while publictest is
 # sharp. A generator trained on blurred faces makes blurred faces; we report the gap rather than hide it.
-SHARP = {"train": float(np.median(sharpness(x_tr))), "test": float(np.median(sharpness(x_te)))}
+from facelab.metrics import laplacian_variance
+
+SHARP = {"train": float(np.median(laplacian_variance(x_tr))), "test": float(np.median(laplacian_variance(x_te)))}
 print(f"median Laplacian variance: train {SHARP['train']:.1f}, test ({eval_split if ROOT else 'synth'}) "
       f"{SHARP['test']:.1f}, ratio train/test {SHARP['train'] / max(SHARP['test'], 1e-9):.2f}")
 report.metric("sharpness_train_median", SHARP["train"])

@@ -85,3 +85,20 @@ def cosine(a, b, eps: float = 1e-8) -> np.ndarray:
     a, b = _labels(a).astype(np.float64), _labels(b).astype(np.float64)
     a, b = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + eps)
+
+
+def laplacian_variance(images) -> np.ndarray:
+    """Per-image sharpness: the variance of the 4-neighbour Laplacian (higher = sharper).
+
+    ``images``: (N, H, W) grey or (N, H, W, 3) colour (averaged to grey), any numeric dtype.
+    Used to compare dataset splits (e.g. a blurred FER2013 ``train`` copy vs a sharp ``publictest``).
+    """
+    x = np.asarray(images)
+    if x.ndim == 4 and x.shape[-1] == 3:
+        x = x.astype(np.float32).mean(-1)
+    if x.ndim != 3 or min(x.shape[1:]) < 3:
+        raise ValueError(f"laplacian_variance expects (N, H, W) or (N, H, W, 3) images of at least 3x3, "
+                         f"got shape {np.shape(images)}")
+    f = x.astype(np.float32)
+    lap = f[:, 1:-1, :-2] + f[:, 1:-1, 2:] + f[:, :-2, 1:-1] + f[:, 2:, 1:-1] - 4 * f[:, 1:-1, 1:-1]
+    return lap.reshape(len(f), -1).var(1)
