@@ -2,19 +2,31 @@
 chunked PyTorch scan) vs the sequential reference (CPU, all measured in the same run, interleaved,
 median of several repeats after a warm-up call that also pays numba's compile or cache load) and
 vs mamba-ssm's CUDA kernel (when a GPU and mamba-ssm exist). Sizes: batch 2, 192 channels,
-length 1024, state 16, fp32, B/C input-dependent, with D, z, delta_bias and softplus.
+length 1024, state 16 (the bench size) and batch 8, 768 channels, length 1024, state 16 (the
+issue's GPU size, also run on the CPU); fp32, B/C input-dependent, with D, z, delta_bias and
+softplus.
 
 ``run(quick)`` returns a flat dict, units in the names:
 scan_numba_ms_cpu (when numba imports), scan_torch_ms_cpu, scan_reference_ms_cpu (forward only),
 scan_speedup_vs_reference_cpu (the default CPU backend, i.e. what ``backend="auto"`` picks, vs the
 reference), scan_default_fwdbwd_ms_cpu, scan_reference_fwdbwd_ms_cpu,
-scan_fwdbwd_speedup_vs_reference_cpu (forward + backward of all inputs) and, on CUDA,
-scan_torch_ms_cuda, scan_kernel_ms_cuda, scan_torch_over_kernel_cuda.
+scan_fwdbwd_speedup_vs_reference_cpu (forward + backward of all inputs); the same default-vs-
+reference keys with the suffix ``_8x768`` at the GPU size (fewer repeats: one reference
+forward + backward takes seconds there; quick mode skips the forward + backward);
+scan_speedup_vs_reference_cpu_1thread (bench size, forward, CPU time of this process with torch
+and numba on one thread each: the ratio of the work done, robust to a shared machine);
+scan_threads_cpu and scan_load_avg_1min (start) / scan_load_avg_1min_end; and, on CUDA (batch 8,
+768 channels), cuda_device, scan_torch_ms_cuda, scan_reference_ms_cuda,
+scan_torch_speedup_vs_reference_cuda, scan_kernel_ms_cuda, scan_torch_over_kernel_cuda and the
+forward + backward scan_torch_fwdbwd_ms_cuda, scan_kernel_fwdbwd_ms_cuda,
+scan_torch_over_kernel_fwdbwd_cuda. ``BENCH_SCAN_CPU=0`` runs the CUDA rows only (a lent GPU's
+minutes are short).
 Goals: speedup vs reference >= 20 on CPU; ours within 10x of the kernel on a GPU.
 """
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -53,7 +65,7 @@ def _fwd_bwd(inp, backend):
         torch.autograd.grad(out, list(leaves.values()), w)
 
 
-def _time_ms(fns, reps, sync=lambda: None):
+def _time_ms(fns, reps, sync=lambda: None, clock=time.perf_counter):
     """Median ms per call for each function, interleaved so machine noise hits all alike."""
     for f in fns.values():
         f()
@@ -62,18 +74,41 @@ def _time_ms(fns, reps, sync=lambda: None):
     for _ in range(reps):
         for k, f in fns.items():
             sync()
-            t0 = time.perf_counter()
+            t0 = clock()
             f()
             sync()
-            times[k].append((time.perf_counter() - t0) * 1e3)
+            times[k].append((clock() - t0) * 1e3)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def _cpu_one_thread_speedup(inp, backend, reps):
+    """Reference over ``backend``, forward, in CPU time of this process with torch and numba on
+    one thread each: the work each does, which other processes on the machine barely change."""
+    n_torch = torch.get_num_threads()
+    set_numba = None
+    if backend == "numba":
+        import numba
+        n_numba, set_numba = numba.get_num_threads(), numba.set_num_threads
+        set_numba(1)
+    torch.set_num_threads(1)
+    try:
+        ms = _time_ms({b: (lambda b=b: _call(inp, b)) for b in (backend, "reference")}, reps,
+                      clock=time.process_time)
+    finally:
+        torch.set_num_threads(n_torch)
+        if set_numba is not None:
+            set_numba(n_numba)
+    return ms["reference"] / ms[backend]
+
+
 def run(quick: bool = False) -> dict[str, float]:
-    res: dict[str, float] = {}
+    if os.environ.get("BENCH_SCAN_CPU", "1") == "0":  # on a lent GPU: its minutes are for the GPU rows
+        return _run_cuda(quick) if torch.cuda.is_available() else {}
+    res: dict[str, float] = {"scan_load_avg_1min": round(os.getloadavg()[0], 2),
+                             "scan_threads_cpu": float(torch.get_num_threads())}
+    default = "numba" if scan_mod.numba_available() else "torch"  # what "auto" picks on CPU
     with torch.no_grad():
         inp = _inputs(2, 192, 1024, 16, "cpu")
-        default = "numba" if scan_mod.numba_available() else "torch"  # what "auto" picks on CPU
         fns = {b: (lambda b=b: _call(inp, b)) for b in ("numba", "torch", "reference")
                if b != "numba" or default == "numba"}
         ms = _time_ms(fns, reps=3 if quick else 7)
@@ -82,21 +117,55 @@ def run(quick: bool = False) -> dict[str, float]:
         res["scan_torch_ms_cpu"] = ms["torch"]
         res["scan_reference_ms_cpu"] = ms["reference"]
         res["scan_speedup_vs_reference_cpu"] = ms["reference"] / ms[default]
-        ms = _time_ms({b: (lambda b=b: _fwd_bwd(inp, b)) for b in (default, "reference")},
-                      reps=3 if quick else 5)
-        res["scan_default_fwdbwd_ms_cpu"] = ms[default]
-        res["scan_reference_fwdbwd_ms_cpu"] = ms["reference"]
-        res["scan_fwdbwd_speedup_vs_reference_cpu"] = ms["reference"] / ms[default]
-        if torch.cuda.is_available():
-            inp = _inputs(8, 768, 1024, 16, "cuda")
-            fns = {"torch": lambda: _call(inp, "torch")}
-            if scan_mod.mamba_ssm_available():
-                fns["kernel"] = lambda: _call(inp, "mamba_ssm")
-            ms = _time_ms(fns, reps=10 if quick else 50, sync=torch.cuda.synchronize)
-            res["scan_torch_ms_cuda"] = ms["torch"]
-            if "kernel" in ms:
-                res["scan_kernel_ms_cuda"] = ms["kernel"]
-                res["scan_torch_over_kernel_cuda"] = ms["torch"] / ms["kernel"]
+        res["scan_speedup_vs_reference_cpu_1thread"] = _cpu_one_thread_speedup(
+            inp, default, reps=3 if quick else 7)
+    ms = _time_ms({b: (lambda b=b: _fwd_bwd(inp, b)) for b in (default, "reference")},
+                  reps=3 if quick else 5)
+    res["scan_default_fwdbwd_ms_cpu"] = ms[default]
+    res["scan_reference_fwdbwd_ms_cpu"] = ms["reference"]
+    res["scan_fwdbwd_speedup_vs_reference_cpu"] = ms["reference"] / ms[default]
+    # the issue's GPU size on the CPU: the reference's steps are large vectorised torch ops here,
+    # no longer dominated by per-op overhead
+    big = _inputs(8, 768, 1024, 16, "cpu")
+    with torch.no_grad():
+        ms = _time_ms({b: (lambda b=b: _call(big, b)) for b in (default, "reference")},
+                      reps=1 if quick else 3)
+    res["scan_default_ms_cpu_8x768"] = ms[default]
+    res["scan_reference_ms_cpu_8x768"] = ms["reference"]
+    res["scan_speedup_vs_reference_cpu_8x768"] = ms["reference"] / ms[default]
+    if not quick:
+        ms = _time_ms({b: (lambda b=b: _fwd_bwd(big, b)) for b in (default, "reference")}, reps=2)
+        res["scan_default_fwdbwd_ms_cpu_8x768"] = ms[default]
+        res["scan_reference_fwdbwd_ms_cpu_8x768"] = ms["reference"]
+        res["scan_fwdbwd_speedup_vs_reference_cpu_8x768"] = ms["reference"] / ms[default]
+    del big
+    res["scan_load_avg_1min_end"] = round(os.getloadavg()[0], 2)
+    if torch.cuda.is_available():
+        res.update(_run_cuda(quick))
+    return res
+
+
+def _run_cuda(quick: bool) -> dict[str, float]:
+    """The issue's GPU size: ours (chunked PyTorch) vs mamba-ssm's kernel vs the sequential
+    reference, forward and forward + backward, in one interleaved run."""
+    res: dict[str, float] = {"cuda_device": torch.cuda.get_device_name(0)}
+    sync = torch.cuda.synchronize
+    inp = _inputs(8, 768, 1024, 16, "cuda")
+    backends = ["torch"] + (["mamba_ssm"] if scan_mod.mamba_ssm_available() else [])
+    with torch.no_grad():
+        ms = _time_ms({b: (lambda b=b: _call(inp, b)) for b in backends}, reps=10 if quick else 50, sync=sync)
+        ref = _time_ms({"reference": lambda: _call(inp, "reference")}, reps=1 if quick else 3, sync=sync)
+    msb = _time_ms({b: (lambda b=b: _fwd_bwd(inp, b)) for b in backends}, reps=5 if quick else 20, sync=sync)
+    res["scan_torch_ms_cuda"] = ms["torch"]
+    res["scan_reference_ms_cuda"] = ref["reference"]
+    res["scan_torch_speedup_vs_reference_cuda"] = ref["reference"] / ms["torch"]
+    res["scan_torch_fwdbwd_ms_cuda"] = msb["torch"]
+    if "mamba_ssm" in ms:
+        res["scan_kernel_ms_cuda"] = ms["mamba_ssm"]
+        res["scan_torch_over_kernel_cuda"] = ms["torch"] / ms["mamba_ssm"]
+        res["scan_kernel_fwdbwd_ms_cuda"] = msb["mamba_ssm"]
+        res["scan_torch_over_kernel_fwdbwd_cuda"] = msb["torch"] / msb["mamba_ssm"]
+    return res
     return res
 
 

@@ -6,8 +6,10 @@
 # 1. installs carried wheels from .whl/ (if any) into /tmp/site, --no-deps, no index;
 # 2. runs the CUDA-only tests (pytest -m cuda);
 # 3. runs each notebook's demo profile as a script (its py:percent twin; no Jupyter needed)
-#    with a per-notebook time cap (GPU_CHECK_CAP_S, default 150 s);
-# 4. runs the benchmarks;
+#    with a per-notebook time cap (GPU_CHECK_CAP_S, default 150 s) and per-notebook parameters
+#    from GPU_CHECK_PARAMS, a JSON object {"01_fer_yolo_mamba": {"epochs": 8}, ...};
+# 4. runs the benchmarks (GPU_CHECK_BENCH: names for bench/run.py, default all; the scan bench
+#    runs its CUDA rows only here: BENCH_SCAN_CPU=0);
 # and writes one JSON of everything to ${OUT:-runs/gpu-check}/gpu_check.json.
 # Data: set FACELAB_DATA (or DATA_ROOT for the FER2013 folder) to a carried folder.
 set -u
@@ -49,9 +51,11 @@ cap, out = float(sys.argv[1]), sys.argv[2]
 params = {}
 if os.environ.get("DATA_ROOT"):
     params["data_root"] = os.environ["DATA_ROOT"]
+per_notebook = json.loads(os.environ.get("GPU_CHECK_PARAMS") or "{}")
 results = {}
 for nb in sys.argv[3:]:
-    r = runner.run_script(nb, "demo", params, timeout_s=cap)
+    name = runner.resolve_notebook(nb)
+    r = runner.run_script(nb, "demo", {**params, **per_notebook.get(name, {})}, timeout_s=cap)
     metrics_path = runner.repo_root() / "figures" / r.notebook / "metrics.json"
     m = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     results[r.notebook] = {"ok": r.ok, "wall_s": round(r.wall_s, 1), "error": r.error, "metrics": m.get("metrics"),
@@ -61,7 +65,7 @@ for nb in sys.argv[3:]:
 json.dump(results, open(os.path.join(out, "notebooks.json"), "w"), indent=2)
 PY
 
-timeout 120 $PY bench/run.py > "$OUT_DIR/bench.log" 2>&1; cp bench/results.json "$OUT_DIR/bench_results.json" 2>/dev/null
+BENCH_SCAN_CPU=0 timeout 120 $PY bench/run.py ${GPU_CHECK_BENCH:-} > "$OUT_DIR/bench.log" 2>&1; cp bench/results.json "$OUT_DIR/bench_results.json" 2>/dev/null
 
 $PY - "$OUT_DIR" <<'PY'
 import json, os, sys

@@ -149,6 +149,16 @@ def test_ema_follows_the_formula():
         Y.ModelEMA(m, decay=1.5)
 
 
+def test_ema_follows_the_model_to_its_device():
+    # the trainer moves the model after the EMA copy is taken (a crash on the first GPU run);
+    # "meta" stands in for the GPU here: the update must move the average, not mix devices
+    m = nn.Linear(2, 1)
+    ema = Y.ModelEMA(m, decay=0.9, tau=1.0)
+    m.to("meta")
+    ema.update(m)
+    assert ema.ema.weight.device.type == "meta"
+
+
 def test_augment_keeps_boxes_on_their_pixels():
     # white squares on black: after mosaic/mixup/flip every kept box still covers bright pixels
     B, S = 6, 64

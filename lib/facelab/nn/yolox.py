@@ -458,7 +458,13 @@ class ModelEMA:
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         d = self.decay * (1 - math.exp(-self.updates / self.tau))
-        msd = _unwrap(model).state_dict()
+        src = _unwrap(model)
+        # the average lives where the model trains: the copy is taken before a trainer (accelerate)
+        # moves the model to the GPU, so it follows on the first update
+        device = next(iter(src.state_dict().values()), torch.empty(0)).device
+        if next(iter(self.ema.state_dict().values()), torch.empty(0, device=device)).device != device:
+            self.ema.to(device)
+        msd = src.state_dict()
         for k, v in self.ema.state_dict().items():
             if v.dtype.is_floating_point:
                 v.mul_(d).add_(msd[k].detach().to(v.dtype), alpha=1 - d)
