@@ -211,11 +211,13 @@ print("held-out classes:", OPEN_CLASSES)
 # `train` split: the median variance of the Laplacian is ~6 there against ~2000 in `publictest`
 # (measured below on the loaded images). Adding class *k*'s training images to a `publictest` pool
 # would make every open image blurred and every closed one sharp, a shortcut that has nothing to do
-# with expressions. The cell below measures the two splits and, when they differ more than tenfold,
-# builds the pool from the evaluation split alone (its class-*k* images are the open set; fewer open
-# images than the paper's pool). Synthetic splits are rendered alike and keep the paper's pool.
-# The blur still costs the demo: its close-set model learns on blurred faces and labels sharp ones,
-# so expect close-set accuracy below FER2013's usual ~70 %.
+# with expressions, and a close-set model trained on blurred faces fails on sharp ones (measured on an
+# H200: close-set accuracy 0.17-0.31, every AUROC within 0.05 of chance). The cell below measures the
+# two splits and, when they differ more than tenfold, sets the train split aside and cuts the
+# evaluation split into two stratified halves: one trains the close-set model (and gives class *k*'s
+# "training" images to the pool, as in the paper), the other is the pool's evaluation part. Fewer
+# training images (FER2013 publictest: ~1,800) than the paper's, so expect a weaker close-set model.
+# Synthetic splits are rendered alike and are used as they are.
 
 # %%
 from facelab import synth
@@ -278,12 +280,27 @@ def sharpness(img: np.ndarray, n: int = 300) -> float:
 
 # The paper's pool adds class k's *training* images to the evaluation split. If the two splits differ
 # in image statistics, split membership alone gives the open images away (to MSP and to ours alike).
+# A close-set model trained on one kind of image and applied to another fails outright: on the
+# H200 demo run (session 3) the FER2013 train split of our copy (median Laplacian variance 5.8, i.e.
+# heavily blurred) against publictest (1959) gave close-set accuracies of 0.17-0.31 on the pool and
+# every AUROC within 0.05 of chance. So when the splits differ more than 10x, the evaluation split is
+# cut in two stratified halves (seeded): one trains the close-set model, the other is the pool's
+# evaluation part, and the protocol (class k's training images join the pool) is kept.
 SHARP = {"train": sharpness(tr_img), EVAL_SPLIT: sharpness(ev_img)}
-K_TRAIN_IN_POOL = max(SHARP.values()) < 10 * min(SHARP.values())
-print("median Laplacian variance (sharpness):", {k: round(v, 1) for k, v in SHARP.items()},
-      "-> class k's training images join the pool" if K_TRAIN_IN_POOL else
-      f"-> the splits differ {max(SHARP.values()) / min(SHARP.values()):.0f}x in sharpness: the pool takes class k's "
-      f"{EVAL_SPLIT} images only")
+RESPLIT = max(SHARP.values()) >= 10 * min(SHARP.values())
+print("median Laplacian variance (sharpness):", {k: round(v, 1) for k, v in SHARP.items()})
+if RESPLIT:
+    _rng = np.random.default_rng(seed)
+    _half = np.zeros(len(ev_lab), bool)
+    for _c in np.unique(ev_lab):
+        _idx = np.flatnonzero(ev_lab == _c)
+        _half[_rng.permutation(_idx)[: len(_idx) // 2]] = True
+    tr_img, tr_lab, ev_img, ev_lab = ev_img[_half], ev_lab[_half], ev_img[~_half], ev_lab[~_half]
+    TR_X, EV_X = to_t(tr_img), to_t(ev_img)
+    print(f"-> the splits differ {max(SHARP.values()) / min(SHARP.values()):.0f}x in sharpness: the train split is "
+          f"set aside; {EVAL_SPLIT} is cut into a training half ({len(tr_lab)} images) and an evaluation half "
+          f"({len(ev_lab)} images)")
+report.metric("train_split_resplit_from_eval", float(RESPLIT))
 
 show = [int(np.flatnonzero(ev_lab == c)[0]) for c in np.unique(ev_lab)][:16]
 fig = viz.image_grid([ev_img[i] for i in show], [NAMES[ev_lab[i]] for i in show], ncols=8, size=1.3,
@@ -354,7 +371,7 @@ def split_for(k: str):
     remap = torch.full((len(NAMES),), -1, dtype=torch.long)
     remap[closed_ids] = torch.arange(6)
     tr_mask = torch.from_numpy(tr_lab != kid)
-    k_train = ~tr_mask if K_TRAIN_IN_POOL else torch.zeros_like(tr_mask)   # see the sharpness check above
+    k_train = ~tr_mask
     pool_x = torch.cat([EV_X, TR_X[k_train]])
     pool_lab = np.concatenate([ev_lab, tr_lab[k_train.numpy()]])
     is_closed = np.isin(pool_lab, closed_ids)
@@ -562,6 +579,15 @@ WALL_PROTOCOL = time.time() - T0
 # over the known classes, "symmetric noisy labels", whereas on datasets with large inter-class
 # distances (CIFAR) they concentrate on the most similar class. Below: how the pool's open samples
 # (the held-out class; compounds separately) are pseudo-labelled, next to the close-set training curve.
+#
+# **What "scatter" means on the paper's own data.** The official repository ships the pseudo-labels
+# of its RAF-DB Surprise pool (`predicted_labels_open0.txt` with the open-set index file; we counted
+# them, nothing is computed from them here). Its 1619 open images go to happy 36 %, neutral 30 %,
+# sad 14 %, fear 7 %, disgust 7 %, anger 6 %: the largest share is 0.36, and every pseudo-class gets
+# some. Yet the open images are not a minority everywhere: they are 66 % of pseudo-class *fear*
+# and 32-45 % of the others. So the paper's method copes with open-heavy pseudo-classes; what it
+# needs is that the open images' labels are spread and hard to predict. Compare the "largest share"
+# printed below (`pseudo_top_share_<k>` in the metrics) with 0.36.
 
 # %%
 k0 = OPEN_CLASSES[0]
@@ -647,6 +673,46 @@ open_kept = float(np.mean([(~cs0["is_closed"][s]).mean() for s in det["last_subs
 print(f"open share of the pool {float((~cs0['is_closed']).mean()):.3f}; of the last small-loss selections {open_kept:.3f}")
 
 # %% [markdown]
+# ### Where the exchange decides: losses inside each pseudo-class
+#
+# Step 4 ranks images *within* a pseudo-class, so the question that decides cycle training is:
+# inside one pseudo-class, do the open images have larger losses than the closed ones? For every
+# pseudo-class: its size, its open share, the mean loss (the ensemble score) of its closed and its
+# open images, and the AUROC of ours and of MSP computed inside it (below 0.5: the open images are
+# the *lower*-loss ones, the ones the exchange keeps). A diagnostic that reads the true labels after
+# the fact; nothing here feeds back into training.
+
+# %%
+import pandas as pd
+
+pc0, closed0 = cs0["pseudo"].numpy(), cs0["is_closed"]
+loss0, msp0 = det["score"].numpy(), RUNS[k0]["scores"]["msp"].numpy()
+rows = []
+for j, c in enumerate(cls6):
+    m = pc0 == j
+    n_open, n_closed = int((m & ~closed0).sum()), int((m & closed0).sum())
+    both = n_open >= 5 and n_closed >= 5
+    rows.append({"pseudo-class": c, "n": int(m.sum()), "open share": n_open / max(1, int(m.sum())),
+                 "CE closed": loss0[m & closed0].mean() if n_closed else np.nan,
+                 "CE open": loss0[m & ~closed0].mean() if n_open else np.nan,
+                 "ours AUROC inside": ood.evaluate(-loss0[m], closed0[m])["auroc"] if both else np.nan,
+                 "MSP AUROC inside": ood.evaluate(msp0[m], closed0[m])["auroc"] if both else np.nan})
+WITHIN = pd.DataFrame(rows)
+print(WITHIN.round(3).to_string(index=False))
+fig, ax = plt.subplots(figsize=(6.5, 3))
+xs = np.arange(len(cls6))
+ax.bar(xs - 0.2, WITHIN["CE closed"], 0.4, color="mediumseagreen", label="closed images")
+ax.bar(xs + 0.2, WITHIN["CE open"], 0.4, color="crimson", label="open images")
+for x, s in zip(xs, WITHIN["open share"]):
+    ax.text(x, 0.02, f"{s:.0%}\nopen", ha="center", va="bottom", fontsize=7, color="white")
+ax.set_xticks(xs); ax.set_xticklabels(cls6, fontsize=8); ax.set_ylabel("mean CE vs pseudo-label")
+ax.set_title(f"inside each pseudo-class (k = {k0}): the exchange keeps the low bars", fontsize=9); ax.legend(fontsize=7)
+viz.savefig(fig, OUT, "within_pseudo_class")
+top = int(WITHIN["n"].where(WITHIN["open share"] > 0).mul(WITHIN["open share"]).idxmax())   # most open images
+if np.isfinite(WITHIN.loc[top, "ours AUROC inside"]):
+    report.metric(f"ours_auroc_inside_{cls6[top]}_pseudo_class_{k0}", float(WITHIN.loc[top, "ours AUROC inside"]))
+
+# %% [markdown]
 # ## Score distributions, closed vs open (paper Fig. 5 style)
 #
 # Each panel is one method on the first held-out class; scores are min-max scaled to [0, 1]
@@ -701,8 +767,6 @@ for k in OPEN_CLASSES:
 report.metric("n_open_classes", len(OPEN_CLASSES))
 report.metric("protocol_wall_s", WALL_PROTOCOL)
 
-import pandas as pd
-
 per_class = pd.DataFrame({k: {f"{m} {q}": RESULTS[k][m][q] for m in SHOWN for q in ("auroc", "fpr95")} for k in OPEN_CLASSES}).T
 per_class.loc["mean"] = per_class.mean()
 print(f"{DATASET} ({EVAL_SPLIT} pool), profile {PROFILE}, device {DEVICE}, protocol wall time {WALL_PROTOCOL:.0f} s")
@@ -742,7 +806,9 @@ print(per_class.T.round(3).to_string())
 # find a detector schedule, width, λ or selection rule that passes; of the other held-out classes we
 # ran anger and surprise through the detectors (both fail), and the pseudo-label table in the
 # hold-out section predicts the same for the rest. With a perfect selection and a longer-trained
-# detector the score would pass (0.906 vs MSP 0.738).
+# detector the score would pass (0.906 vs MSP 0.738). A second round (face-recognition-style
+# pretraining of the detectors, early-epoch scores, other close-set models, other pools, held-out
+# anger on seeds 0-2) did not pass either; both tables follow.
 
 # %% [markdown]
 # ### What we tried (exploration, seed 0, not tuned into the run above)
@@ -777,6 +843,56 @@ print(per_class.T.round(3).to_string())
 # Speed: the small CNNs run on one torch thread in smoke (`threads`). Measured on this machine under
 # load, a width-12 SmallCNN at 32 px trains at ~850 images/s on one thread and at ~50 images/s on
 # two (the second OpenMP thread spin-waits against the other jobs).
+
+# %% [markdown]
+# ### Second round: face-recognition pretraining, early learning, other protocols (all fail)
+#
+# Measured 2026-11-27 with the same data and code (a script with knobs around this notebook's
+# functions; nothing of it is kept in the run above). Held-out happy unless stated. "1 det." = one
+# detector trained on the whole pool and scored after every epoch, the regime of the first cycle.
+#
+# | change | seed 0 | seed 1 | seed 2 | reading |
+# |---|---|---|---|---|
+# | **identity pretraining of both detectors** (the paper's detectors start from face-recognition weights): the width-12 SmallCNN first classifies 60 synthetic identities (`facelab.synth.identity`, 40 renders each with random expressions, 10 epochs, 74 % train acc, ~30 s), fc dropped, then this notebook's cycle training | ours 0.277, FPR95 0.963 (MSP 0.738) | 0.228, 0.989 (0.661) | 0.237, 0.972 (0.728) | happy still below closed at every snapshot (seed 0: CE 1.10 / 0.92 / 0.89 against 1.76 / 1.64 / 1.48) |
+# | weaker identity pretraining (200 identities × 15, 6 epochs, 6 % train acc), 1 det., 10 epochs | 0.22-0.32 | | | |
+# | **early learning**: 1 det. from scratch, AUROC after epochs 1 … 8 | 0.195 → 0.299 (best 0.318) | 0.146 → 0.251 | 0.176 → 0.285 | happy's CE is below the closed CE from epoch 1 (seed 0: 1.15 vs 1.84; seed 1: 1.08 vs 1.81): there is no early regime to score in |
+# | mixup (Beta(0.4, 0.4)) / label smoothing 0.3 in the detector's CE, 1 det., 6 epochs | ≤ 0.22 / ≤ 0.21 | | | slow every class alike |
+# | detector input standardised per image (removes the brightness that splits happy, see below), 1 det., 8 epochs | ≤ 0.32 | ≤ 0.28 | | the smile → neutral majority alone keeps happy's loss low |
+# | close-set model that memorises (width 16, 20 epochs, flip only, train acc 1.00), 1 det. 6 epochs | ≤ 0.19 (MSP 0.869, acc 0.97) | | | happy → neutral 52 %, disgust 45 % |
+# | close-set width 16, 20 epochs, flip + erasing | ≤ 0.16 (MSP 0.716) | | | |
+# | close-set trained on 20 % symmetric label noise (real FER labels are noisy), width 12 / width 16 memorising | ≤ 0.28 / ≤ 0.31 (MSP 0.700 / 0.672) | | | |
+# | twice the identity shape variation, intensity 0.5-1 (smaller inter-class distance) | ≤ 0.25 (MSP 0.475, acc 0.70) | | | happy → disgust 89 % |
+# | pool without class *k*'s training images (21 % open), 1 det. 8 epochs | ≤ 0.41 (MSP 0.740); anger ≤ 0.71 (MSP 0.889) | | | fewer open images do not change the order |
+# | **held out anger**, this notebook's pipeline | ours 0.441, FPR95 0.907 (MSP 0.903, energy 0.946) | 0.557, 0.915 (0.912, 0.951) | 0.339, 0.964 (0.843, 0.891) | anger scatters (largest share 0.43 / **0.26** / 0.59) and ours still loses; compounds: ours 0.56 / 0.59 / 0.50, MSP 0.83 / 0.82 / 0.76 |
+#
+# Inside the pseudo-classes (the cell "Where the exchange decides"; seeds 0 / 1 / 2 of the run
+# above): in pseudo-class neutral (68 / 71 / 68 % open, nearly all of it happy) the open images have
+# the *lower* mean loss, 0.56 / 0.32 / 0.55 against 1.47 / 1.11 / 0.94 for the true neutral faces
+# (AUROC inside 0.13 / 0.09 / 0.23; MSP inside 0.51 / 0.43 / 0.52); in disgust (47 / 34 / 44 % open)
+# ours is near chance inside (0.39 / 0.52 / 0.61; MSP 0.78-0.81). In the pseudo-classes where the
+# open images are a small, mixed minority (2-18 %, mostly compounds) they do have the higher losses,
+# as the paper describes (AUROC inside 0.52-0.86), though not more so than MSP sees them (0.71-0.92).
+# It is the held-out class, a large cluster with a consistent label, that defeats the selection.
+#
+# What decides neutral vs disgust for a happy face (seed 0, the 215 held-out test faces): not the
+# smile's strength (mean AU6 / AU12 / AU25 intensities 1.88 / 2.46 / 0.97 for those sent to neutral,
+# 1.93 / 2.44 / 0.97 for those sent to disgust, and head pose is alike too) but brightness: the face
+# centre averages 95 of 255 in the first group and 122 in the second, so lighter skin or stronger
+# light tips a smile into "disgust". That is a label driven by a nuisance, as the paper's premise
+# wants, but by the easiest nuisance of all for a CNN to pick up.
+#
+# Readings. (1) Pretraining is not what is missing: the held-out faces carry the most salient
+# evidence in these renders (the smile), and "smile → neutral, or disgust when bright" is learned
+# first from any start, so the small-loss exchange keeps it. (2) No training length
+# helps: the order is wrong from the first epoch, so early snapshots, mixup or label smoothing
+# (which slow all classes alike) do not turn it around; we kept none of them.
+# (3) Scatter alone is not enough either: held-out anger on seed 1 scatters more than Surprise in
+# the paper's own pool (largest share 0.26 vs 0.36) and ours is 0.56, because anger faces are far
+# from every known class, which is also why MSP already finds them (0.91). We found no held-out basic
+# class, rendering or pool on these synthetic faces where the premise holds *and* MSP is weak, so
+# the class is still chosen by the rule stated before the results (least AU overlap, happy).
+# The check stays as the issue wrote it and fails; the FER2013 demo (all seven classes, on a GPU)
+# is where the premise can be tested on real faces.
 
 # %% [markdown]
 # ## Checks
