@@ -69,6 +69,7 @@ from facelab import config, viz
 from facelab.metrics_det import evaluate_detections
 from facelab.nn import selective_scan
 from facelab.nn import yolox as Y
+from facelab.nn.ema import EMA
 from facelab.nn.scan_orders import ORDER_NAMES, scan_orders
 from facelab.results import Report
 from facelab.train import TrainConfig, fit
@@ -544,7 +545,7 @@ report.check("head_maps_match_strides", [s[-1] for s in shapes] == [40, 20, 10])
 # %%
 def train_detector(model, desc):
     steps_per_epoch = max(1, len(train_ds) // CFG["batch"])
-    ema = Y.ModelEMA(model, decay=CFG["ema_decay"], tau=CFG["ema_tau"])
+    ema = EMA(model, CFG["ema_decay"], ramp="exp", tau=CFG["ema_tau"])  # YOLOX's ramp
     loss_fn = Y.YOLOXLoss(NC, model.strides)
     gen = torch.Generator().manual_seed(seed)
     aug_epochs = int(round(CFG["aug_frac"] * CFG["epochs"]))
@@ -575,7 +576,7 @@ def train_detector(model, desc):
     t0 = time.time()
     hist = fit(model, train_ds, tc, step=step, on_step=on_step)
     ema.update(state["model"])
-    return ema.ema, hist, time.time() - t0
+    return ema.module, hist, time.time() - t0
 
 
 @torch.no_grad()

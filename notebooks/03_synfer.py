@@ -75,6 +75,7 @@ from tqdm.auto import tqdm
 from facelab import config, metrics, viz
 from facelab.metrics_gen import frechet_distance
 from facelab.nn import diffusion as D
+from facelab.nn.ema import EMA
 from facelab.nn.backbones import fer_classifier
 from facelab.results import Report
 from facelab.train import TrainConfig, fit
@@ -460,7 +461,7 @@ with torch.no_grad():
 AU_T = torch.from_numpy(np.nan_to_num(au_tr, nan=0.0))
 train_set = TensorDataset(Z_TR, torch.from_numpy(y_tr).long(), AU_T)
 base_loss = DiffusionLoss(unet, text_drop=0.1)
-ema = D.EMA(unet, CFG["ema"]) if CFG["ema"] else None
+ema = EMA(unet, CFG["ema"]) if CFG["ema"] else None
 
 
 def ema_update(epoch, i):

@@ -179,28 +179,6 @@ def test_sample_timesteps():
         D.sample_timesteps(3, kind="logit_normal", uniform_frac=1.5)
 
 
-def test_ema_tracks_and_copies():
-    net = torch.nn.Linear(2, 2)
-    with torch.no_grad():
-        net.weight.zero_(); net.bias.zero_()
-    ema = D.EMA(net, decay=0.5)
-    with torch.no_grad():
-        net.weight.fill_(1.0)
-    ema.update(net)                          # warm-up: d = min(0.5, 2/11) = 2/11
-    assert torch.allclose(ema.shadow["weight"], torch.full((2, 2), 9 / 11))
-    for _ in range(20):
-        ema.update(net)
-    other = torch.nn.Linear(2, 2)
-    ema.copy_to(other)
-    assert torch.allclose(other.weight, torch.ones(2, 2), atol=1e-5) and torch.allclose(other.bias, torch.zeros(2))
-    with pytest.raises(ValueError, match="decay"):
-        D.EMA(net, decay=1.0)
-    with pytest.raises(ValueError, match="lacks"):
-        ema.copy_to(torch.nn.Conv2d(1, 1, 1))        # same names, other shapes
-    with pytest.raises(ValueError, match="lacks"):
-        ema.copy_to(torch.nn.Sequential(torch.nn.Linear(2, 2)))
-
-
 def test_v_prediction_loss_with_logit_normal_timesteps_trains():
     torch.manual_seed(0)
     unet = D.small_unet(8, 4, block_out_channels=(16, 32), cross_attention_dim=24, attention_head_dim=4)

@@ -21,8 +21,8 @@ Three parameterisations of the network output are supported everywhere (``predic
 (``v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0``, Salimans & Ho 2022). :class:`EpsView` presents
 any of them as an eps model, so sampling, CFG and inversion are written once. For short
 from-scratch training, :func:`sample_timesteps` can draw t from a logit-normal density that
-puts the updates on the middle noise levels (Esser et al. 2024, SD3 §3.1), and :class:`EMA`
-keeps an exponential moving average of the weights.
+puts the updates on the middle noise levels (Esser et al. 2024, SD3 §3.1); the exponential
+moving average of the weights is :class:`facelab.nn.ema.EMA`.
 
 ``to_latent`` / ``from_latent`` give a lossless "latent" for small pixel models: a
 space-to-depth reshuffle (``pixel_unshuffle``) that halves the side and multiplies channels,
@@ -159,39 +159,6 @@ def sample_timesteps(n: int, num_train_timesteps: int = 1000, *, kind: str = "un
     if uniform_frac <= 0:
         return mid
     return torch.where(torch.rand(n, generator=generator, device="cpu") < uniform_frac, uni, mid)
-
-
-class EMA:
-    """Exponential moving average of a model's floating-point parameters and buffers.
-
-    ``update(model)`` after each optimiser step: ``avg <- d avg + (1 - d) w`` with
-    ``d = min(decay, (1 + n) / (10 + n))`` (n = updates so far; the warm-up lets the average
-    follow a fresh model). ``copy_to(model)`` writes the average into ``model``.
-    """
-
-    def __init__(self, model: nn.Module, decay: float = 0.999):
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"EMA: decay must be in [0, 1), got {decay!r}")
-        self.decay, self.updates = float(decay), 0
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for k, v in model.state_dict().items():
-            if k in self.shadow:
-                self.shadow[k].lerp_(v.detach().to(self.shadow[k]), 1 - d)
-
-    @torch.no_grad()
-    def copy_to(self, model: nn.Module) -> None:
-        state = model.state_dict()
-        missing = [k for k in self.shadow if k not in state or state[k].shape != self.shadow[k].shape]
-        if missing:
-            raise ValueError(f"EMA.copy_to: the model lacks (or has other shapes for) {len(missing)} averaged "
-                             f"tensors, e.g. {missing[:3]}")
-        for k, v in self.shadow.items():
-            state[k].copy_(v)
 
 
 # ----------------------------------------------------------------------------- training
