@@ -270,36 +270,21 @@ print(f"{DATASET}: train {len(tr_lab)} images, {EVAL_SPLIT} {len(ev_lab)} images
 report = Report("04_open_set_fer", profile=PROFILE, dataset=DATASET, out_dir=OUT)
 
 
-from facelab.metrics import laplacian_variance
+from facelab.data import resplit_if_degraded
 
-
-def sharpness(img: np.ndarray, n: int = 300) -> float:
-    """Median Laplacian variance of up to n evenly spaced images (N, H, W, 3) uint8."""
-    return float(np.median(laplacian_variance(img[np.linspace(0, len(img) - 1, min(n, len(img))).astype(int)])))
-
-
-# The paper's pool adds class k's *training* images to the evaluation split. If the two splits differ
-# in image statistics, split membership alone gives the open images away (to MSP and to ours alike).
-# A close-set model trained on one kind of image and applied to another fails outright: on the
-# H200 demo run (session 3) the FER2013 train split of our copy (median Laplacian variance 5.8, i.e.
-# heavily blurred) against publictest (1959) gave close-set accuracies of 0.17-0.31 on the pool and
-# every AUROC within 0.05 of chance. So when the splits differ more than 10x, the evaluation split is
-# cut in two stratified halves (seeded): one trains the close-set model, the other is the pool's
-# evaluation part, and the protocol (class k's training images join the pool) is kept.
-SHARP = {"train": sharpness(tr_img), EVAL_SPLIT: sharpness(ev_img)}
-RESPLIT = max(SHARP.values()) >= 10 * min(SHARP.values())
-print("median Laplacian variance (sharpness):", {k: round(v, 1) for k, v in SHARP.items()})
+# The paper's pool adds class k's *training* images to the evaluation split, so the two splits must
+# hold the same kind of image: a close-set model trained on blurred faces fails on sharp ones (on an
+# H200, session 3, our FER2013 copy's blurred train split gave close-set accuracies of 0.17-0.31 on
+# the pool and every AUROC within 0.05 of chance), and split membership alone would give the open
+# images away. When the splits differ more than 10x in sharpness, the train split is set aside and
+# the evaluation split is cut into stratified seeded halves (facelab.data.resplit_if_degraded).
+tr_img, tr_lab, ev_img, ev_lab, SPLIT_INFO = resplit_if_degraded(tr_img, tr_lab, ev_img, ev_lab, seed=seed)
+RESPLIT = SPLIT_INFO["resplit"]
+print("median Laplacian variance (sharpness):", {k: round(v, 1) for k, v in SPLIT_INFO["sharpness"].items()})
 if RESPLIT:
-    _rng = np.random.default_rng(seed)
-    _half = np.zeros(len(ev_lab), bool)
-    for _c in np.unique(ev_lab):
-        _idx = np.flatnonzero(ev_lab == _c)
-        _half[_rng.permutation(_idx)[: len(_idx) // 2]] = True
-    tr_img, tr_lab, ev_img, ev_lab = ev_img[_half], ev_lab[_half], ev_img[~_half], ev_lab[~_half]
     TR_X, EV_X = to_t(tr_img), to_t(ev_img)
-    print(f"-> the splits differ {max(SHARP.values()) / min(SHARP.values()):.0f}x in sharpness: the train split is "
-          f"set aside; {EVAL_SPLIT} is cut into a training half ({len(tr_lab)} images) and an evaluation half "
-          f"({len(ev_lab)} images)")
+    print(f"-> the splits differ more than 10x in sharpness: the train split is set aside; {EVAL_SPLIT} is cut "
+          f"into a training half ({len(tr_lab)} images) and an evaluation half ({len(ev_lab)} images)")
 report.metric("train_split_resplit_from_eval", float(RESPLIT))
 
 show = [int(np.flatnonzero(ev_lab == c)[0]) for c in np.unique(ev_lab)][:16]

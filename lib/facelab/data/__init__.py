@@ -26,7 +26,8 @@ ImageFolder         ``<root>/<folder>/*`` with a user mapping                   
 through ``transform`` when given. Every reader has ``.labels`` (int64 array), ``.classes``,
 ``.class_counts()`` and ``.report()``; a wrong folder raises one :class:`DatasetLayoutError`
 that prints the expected tree; skipped images are counted and warned about (:class:`DataWarning`).
-:func:`common_subset` restricts datasets to their shared classes for cross-dataset evaluation.
+:func:`common_subset` restricts datasets to their shared classes for cross-dataset evaluation;
+:func:`resplit_if_degraded` guards a protocol against a degraded (e.g. blurred) training split.
 """
 from .affectnet import AFFECTNET_EXCLUDED, AFFECTNET_TO_CANONICAL, AffectNet, AffectNetCSV
 from .base import (ClassSubset, CorruptImageError, DataWarning, DatasetLayoutError,
@@ -38,6 +39,7 @@ from .fer2013 import (FER2013_FOLDERS, FER2013_TO_CANONICAL, FER2013_USAGE, FERP
 from .folder import ImageFolder
 from .landmarks import Landmarks300W, read_pts, write_pts
 from .rafdb import RAFDB, RAFDB_TO_CANONICAL, RAFDBDetection
+from .splits import median_sharpness, resplit_if_degraded
 from .sfew import SFEW, SFEW_FOLDERS, SFEW_YOLO_TO_CANONICAL, SFEWDetection, read_detection_list
 
 __all__ = [
@@ -48,5 +50,6 @@ __all__ = [
     "DataWarning", "DatasetLayoutError", "DetectionDataset", "FER2013CSV", "FER2013Folder",
     "FERPlus", "FaceDataset", "FileImageDataset", "ImageFolder", "Landmarks300W", "LoadReport",
     "RAFDB", "RAFDBDetection", "SFEW", "SFEWDetection", "common_classes", "common_subset",
-    "ferplus_target", "read_detection_list", "read_emotion", "read_facs", "read_pts", "write_pts",
+    "ferplus_target", "median_sharpness", "read_detection_list", "read_emotion", "read_facs", "read_pts",
+    "resplit_if_degraded", "write_pts",
 ]
