@@ -232,9 +232,9 @@ x_tr, y_tr, au_tr = REAL["train"]
 x_te, y_te, _ = REAL["test"]
 # Image sharpness per split: our copy of FER2013's *train* split is heavily blurred while publictest is
 # sharp. A generator trained on blurred faces makes blurred faces; we report the gap rather than hide it.
-from facelab.metrics import laplacian_variance
+from facelab.data import median_sharpness
 
-SHARP = {"train": float(np.median(laplacian_variance(x_tr))), "test": float(np.median(laplacian_variance(x_te)))}
+SHARP = {"train": median_sharpness(x_tr, n=None), "test": median_sharpness(x_te, n=None)}
 print(f"median Laplacian variance: train {SHARP['train']:.1f}, test ({eval_split if ROOT else 'synth'}) "
       f"{SHARP['test']:.1f}, ratio train/test {SHARP['train'] / max(SHARP['test'], 1e-9):.2f}")
 report.metric("sharpness_train_median", SHARP["train"])

@@ -51,3 +51,10 @@ def test_bad_input_says_what_was_expected():
         resplit_if_degraded(x, y, x, y, seed=0, ratio=1.0)
     with pytest.raises(ValueError, match="no images"):
         median_sharpness(x[:0])
+
+
+def test_median_sharpness_uses_all_images_or_an_even_sample():
+    x, _ = _faces(9, 0)
+    from facelab.metrics import laplacian_variance
+    assert median_sharpness(x, n=None) == float(np.median(laplacian_variance(x)))
+    assert median_sharpness(x, n=3) == float(np.median(laplacian_variance(x[[0, 4, 8]])))

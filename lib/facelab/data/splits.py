@@ -17,13 +17,15 @@ from ..metrics import laplacian_variance
 __all__ = ["median_sharpness", "resplit_if_degraded"]
 
 
-def median_sharpness(images, n: int = 300) -> float:
-    """Median Laplacian variance of up to ``n`` evenly spaced images ((N, H, W) or (N, H, W, 3))."""
+def median_sharpness(images, n: int | None = 300) -> float:
+    """Median Laplacian variance of all images ((N, H, W) or (N, H, W, 3)), or of ``n`` evenly
+    spaced ones when there are more (``n=None``: always all)."""
     images = np.asarray(images)
     if len(images) == 0:
         raise ValueError("median_sharpness: no images")
-    pick = np.linspace(0, len(images) - 1, min(n, len(images))).astype(int)
-    return float(np.median(laplacian_variance(images[pick])))
+    if n is not None and len(images) > n:
+        images = images[np.linspace(0, len(images) - 1, n).round().astype(int)]
+    return float(np.median(laplacian_variance(images)))
 
 
 def resplit_if_degraded(train_images, train_labels, eval_images, eval_labels, *, seed: int,
