@@ -684,7 +684,6 @@ viz.savefig(fig, OUT, "detections")
 # %%
 speed = {}
 size = CFG["speed_size"]
-print(f"speed measurement starts at {time.strftime('%H:%M:%S')} (wall clock: to check nothing else ran beside it)")
 for kind in ("vss", "csp"):
     for bs in CFG["speed_batches"]:
         variants = {"fp32": {}}

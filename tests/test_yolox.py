@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from facelab.nn import yolox as Y
@@ -88,6 +89,50 @@ def test_postprocess_recovers_a_box_and_nms_removes_duplicates():
     assert det[0, 5] == 1 and det[0, 4] > 0.99
 
 
+def simota_one_image(pred, gt_xyxy, gt_cls, centers, strides, num_classes, center_radius=2.5):
+    """SimOTA for one image, written plainly: the reference that YOLOXLoss._simota_batched must
+    match. pred (A, 5 + C) decoded; returns (fg mask (A,), gt index per fg anchor, IoU per fg anchor)."""
+    G = len(gt_xyxy)
+    cx, cy = centers[:, 0], centers[:, 1]
+    in_box = ((cx[None] > gt_xyxy[:, 0:1]) & (cx[None] < gt_xyxy[:, 2:3]) &
+              (cy[None] > gt_xyxy[:, 1:2]) & (cy[None] < gt_xyxy[:, 3:4]))            # (G, A)
+    gc = (gt_xyxy[:, :2] + gt_xyxy[:, 2:]) / 2
+    r = center_radius * strides[None]
+    in_ctr = (((cx[None] - gc[:, 0:1]).abs() < r) & ((cy[None] - gc[:, 1:2]).abs() < r))
+    cand = (in_box | in_ctr).any(0)                                                   # (A,)
+    if not cand.any():  # tiny box far from every centre: fall back to the nearest anchors
+        d = (centers[None] - gc[:, None]).norm(dim=-1)
+        cand = torch.zeros_like(cand)
+        cand[d.argmin(1)] = True
+    both = (in_box & in_ctr)[:, cand]                                                 # (G, Ac)
+    p = pred[cand]
+    ious = Y.bboxes_iou(gt_xyxy, Y.cxcywh_to_xyxy(p[:, :4]))                              # (G, Ac)
+    iou_cost = -torch.log(ious + 1e-8)
+    prob = (p[:, 5:].sigmoid() * p[:, 4:5].sigmoid()).sqrt().clamp(1e-6, 1 - 1e-6)    # (Ac, C)
+    onehot = F.one_hot(gt_cls, num_classes).float()                              # (G, C)
+    cls_cost = -(onehot[:, None] * torch.log(prob[None]) + (1 - onehot[:, None]) * torch.log(1 - prob[None])).sum(-1)
+    cost = cls_cost + 3.0 * iou_cost + 1e5 * (~both).float()
+    # dynamic k
+    n_top = min(10, ious.shape[1])
+    dyn_k = ious.topk(n_top, 1).values.sum(1).int().clamp(min=1)
+    match = torch.zeros_like(cost, dtype=torch.bool)
+    for g in range(G):
+        k = min(int(dyn_k[g]), cost.shape[1])
+        match[g, cost[g].topk(k, largest=False).indices] = True
+    multi = match.sum(0) > 1
+    if multi.any():
+        best = cost[:, multi].argmin(0)
+        match[:, multi] = False
+        match[best, multi.nonzero().squeeze(1)] = True
+    fg_c = match.any(0)
+    matched_gt = match[:, fg_c].float().argmax(0)
+    matched_iou = (ious * match.float()).sum(0)[fg_c]
+    fg = torch.zeros(len(pred), dtype=torch.bool, device=pred.device)
+    idx = cand.nonzero().squeeze(1)
+    fg[idx[fg_c]] = True
+    return fg, matched_gt, matched_iou
+
+
 def test_simota_assigns_anchors_inside_the_box_and_loss_backpropagates():
     torch.manual_seed(0)
     m = _model(nc=3)
@@ -100,7 +145,10 @@ def test_simota_assigns_anchors_inside_the_box_and_loss_backpropagates():
     pred, grids, strides = Y.decode_outputs(outs, m.strides)
     centers = (grids + 0.5) * strides[:, None]
     gt = targets[0, :2, 1:]
-    fg, matched, iou = loss_fn._simota(pred[0].detach(), gt, targets[0, :2, 0].long(), centers, strides)
+    cls0 = targets[:1, :, 0]
+    fg, matched, iou = loss_fn._simota_batched(pred[:1].detach(), targets[:1, :, 1:], cls0.long().clamp(min=0),
+                                               cls0 >= 0, centers, strides)
+    fg, matched = fg[0], matched[0][fg[0]]
     assert fg.sum() >= 2 and len(matched) == fg.sum() and set(matched.tolist()) == {0, 1}
     c = centers[fg]
     g = gt[matched]
@@ -182,7 +230,8 @@ def _random_batch(seed, B=6, M=5, S=96, C=4):
         for j in range(n):
             x1, y1 = (torch.rand(2, generator=g) * (S - 20)).tolist()
             w, h = (4 + torch.rand(2, generator=g) * 50).tolist()  # tiny boxes too (the fallback path)
-            t[b, j] = torch.tensor([float(torch.randint(0, C, (1,), generator=g)), x1, y1, min(S, x1 + w), min(S, y1 + h)])
+            cls = float(torch.randint(0, C, (1,), generator=g))
+            t[b, j] = torch.tensor([cls, x1, y1, min(S, x1 + w), min(S, y1 + h)])
     return outs, t
 
 
@@ -202,7 +251,7 @@ def test_batched_simota_assigns_like_the_per_image_version(seed):
         if n == 0:
             assert not fg[b].any()
             continue
-        fg1, mg1, miou1 = loss_fn._simota(pred[b], t[b, :n, 1:5], t[b, :n, 0].long(), centers, strides)
+        fg1, mg1, miou1 = simota_one_image(pred[b], t[b, :n, 1:5], t[b, :n, 0].long(), centers, strides, 4)
         assert torch.equal(fg[b], fg1)
         assert torch.equal(mg[b][fg[b]], mg1)
         torch.testing.assert_close(miou[b][fg[b]], miou1)

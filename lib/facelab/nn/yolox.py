@@ -357,7 +357,8 @@ class YOLOXLoss(nn.Module):
         reg_target = gt_xyxy[bi, g]
         cls_target = F.one_hot(gt_cls[bi, g], C).float() * matched_iou[bi, ai, None]
         loss_iou = self._iou_loss(boxes, reg_target).sum() / num_fg_t
-        loss_obj = F.binary_cross_entropy_with_logits(flat[:, 4:5], fg_flat[:, None].float(), reduction="sum") / num_fg_t
+        obj_target = fg_flat[:, None].float()
+        loss_obj = F.binary_cross_entropy_with_logits(flat[:, 4:5], obj_target, reduction="sum") / num_fg_t
         loss_cls = F.binary_cross_entropy_with_logits(flat[fg_flat, 5:], cls_target, reduction="sum") / num_fg_t
         loss = 5.0 * loss_iou + loss_obj + loss_cls
         logs = {"iou": loss_iou.item(), "obj": loss_obj.item(), "cls": loss_cls.item(),
@@ -383,58 +384,16 @@ class YOLOXLoss(nn.Module):
         c = (torch.maximum(p[:, 2:], t[:, 2:]) - torch.minimum(p[:, :2], t[:, :2])).prod(-1) + 1e-16
         return 1 - (iou - (c - union) / c).clamp(-1, 1)
 
-    def _simota(self, pred: Tensor, gt_xyxy: Tensor, gt_cls: Tensor, centers: Tensor, strides: Tensor):
-        """pred (A, 5 + C) decoded; returns (fg mask (A,), gt index per fg anchor, IoU per fg anchor)."""
-        G = len(gt_xyxy)
-        cx, cy = centers[:, 0], centers[:, 1]
-        in_box = ((cx[None] > gt_xyxy[:, 0:1]) & (cx[None] < gt_xyxy[:, 2:3]) &
-                  (cy[None] > gt_xyxy[:, 1:2]) & (cy[None] < gt_xyxy[:, 3:4]))            # (G, A)
-        gc = (gt_xyxy[:, :2] + gt_xyxy[:, 2:]) / 2
-        r = self.center_radius * strides[None]
-        in_ctr = (((cx[None] - gc[:, 0:1]).abs() < r) & ((cy[None] - gc[:, 1:2]).abs() < r))
-        cand = (in_box | in_ctr).any(0)                                                   # (A,)
-        if not cand.any():  # tiny box far from every centre: fall back to the nearest anchors
-            d = (centers[None] - gc[:, None]).norm(dim=-1)
-            cand = torch.zeros_like(cand)
-            cand[d.argmin(1)] = True
-        both = (in_box & in_ctr)[:, cand]                                                 # (G, Ac)
-        p = pred[cand]
-        ious = bboxes_iou(gt_xyxy, cxcywh_to_xyxy(p[:, :4]))                              # (G, Ac)
-        iou_cost = -torch.log(ious + 1e-8)
-        prob = (p[:, 5:].sigmoid() * p[:, 4:5].sigmoid()).sqrt().clamp(1e-6, 1 - 1e-6)    # (Ac, C)
-        onehot = F.one_hot(gt_cls, self.num_classes).float()                              # (G, C)
-        cls_cost = -(onehot[:, None] * torch.log(prob[None]) + (1 - onehot[:, None]) * torch.log(1 - prob[None])).sum(-1)
-        cost = cls_cost + 3.0 * iou_cost + 1e5 * (~both).float()
-        # dynamic k
-        n_top = min(10, ious.shape[1])
-        dyn_k = ious.topk(n_top, 1).values.sum(1).int().clamp(min=1)
-        match = torch.zeros_like(cost, dtype=torch.bool)
-        for g in range(G):
-            k = min(int(dyn_k[g]), cost.shape[1])
-            match[g, cost[g].topk(k, largest=False).indices] = True
-        multi = match.sum(0) > 1
-        if multi.any():
-            best = cost[:, multi].argmin(0)
-            match[:, multi] = False
-            match[best, multi.nonzero().squeeze(1)] = True
-        fg_c = match.any(0)
-        matched_gt = match[:, fg_c].float().argmax(0)
-        matched_iou = (ious * match.float()).sum(0)[fg_c]
-        fg = torch.zeros(len(pred), dtype=torch.bool, device=pred.device)
-        idx = cand.nonzero().squeeze(1)
-        fg[idx[fg_c]] = True
-        return fg, matched_gt, matched_iou
-
-
     def _simota_batched(self, pred: Tensor, gt_xyxy: Tensor, gt_cls: Tensor, valid: Tensor, centers: Tensor,
                         strides: Tensor):
-        """:meth:`_simota` for a whole batch at once, with no per-image or per-box Python loop and no
-        host synchronisation: on a GPU the per-image version's small kernels and syncs made the loss,
-        not the network, bound the training speed (notebook 01's demo on an H200: ~5 steps/s at
-        batch 32 whatever the model). pred (B, A, 5 + C) decoded; gt_xyxy (B, M, 4); gt_cls (B, M);
-        valid (B, M) marks real boxes. Returns fg (B, A), matched gt index (B, A) and IoU (B, A)
-        (the last two meaningful where fg). Same assignment as the per-image version, up to the
-        order in which exactly tied costs are taken."""
+        """SimOTA (see the class docstring) for a whole batch at once, with no per-image or per-box
+        Python loop and one or two host synchronisations. Why: in notebook 01's demo on an H200 both
+        detectors trained at the same ~5 steps/s at batch 32, so something outside the networks
+        bounded them; a per-image assignment (~10 syncs and ~60 small kernels per image) is the prime
+        suspect (not yet measured on a GPU). pred (B, A, 5 + C) decoded; gt_xyxy (B, M, 4); gt_cls
+        (B, M); valid (B, M) marks real boxes. Returns fg (B, A), matched gt index (B, A) and IoU
+        (B, A) (the last two meaningful where fg). tests/test_yolox.py keeps the plain per-image
+        version and checks this one against it (equal up to the order of exactly tied costs)."""
         B, A, _ = pred.shape
         M = gt_xyxy.shape[1]
         inf = torch.finfo(torch.float32).max
