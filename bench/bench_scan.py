@@ -16,11 +16,11 @@ forward + backward takes seconds there; quick mode skips the forward + backward)
 scan_speedup_vs_reference_cpu_1thread (bench size, forward, CPU time of this process with torch
 and numba on one thread each: the ratio of the work done, robust to a shared machine);
 scan_threads_cpu and scan_load_avg_1min (start) / scan_load_avg_1min_end; and, on CUDA (batch 8,
-768 channels), cuda_device, scan_torch_ms_cuda, scan_reference_ms_cuda,
-scan_torch_speedup_vs_reference_cuda, scan_kernel_ms_cuda, scan_torch_over_kernel_cuda and the
-forward + backward scan_torch_fwdbwd_ms_cuda, scan_kernel_fwdbwd_ms_cuda,
-scan_torch_over_kernel_fwdbwd_cuda. ``BENCH_SCAN_CPU=0`` runs the CUDA rows only (a lent GPU's
-minutes are short).
+768 channels), cuda_device, scan_torch_ms_cuda (the default, matmul cumsum),
+scan_torch_doubling_ms_cuda, scan_torch_compiled_ms_cuda (``BENCH_SCAN_COMPILE=1``),
+scan_reference_ms_cuda, scan_torch_speedup_vs_reference_cuda, scan_kernel_ms_cuda,
+scan_<variant>_over_kernel_cuda, and the same with ``_fwdbwd`` for forward + backward.
+``BENCH_SCAN_CPU=0`` runs the CUDA rows only (a lent GPU's minutes are short).
 Goals: speedup vs reference >= 20 on CPU; ours within 10x of the kernel on a GPU.
 """
 from __future__ import annotations
@@ -52,15 +52,15 @@ def _inputs(batch, d, length, n, device, seed=0):
     return {k: v.to(device) for k, v in t.items()}
 
 
-def _call(inp, backend):
+def _call(inp, backend, **kw):
     return selective_scan(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], inp["D"], inp["z"],
-                          inp["delta_bias"], True, False, backend=backend)
+                          inp["delta_bias"], True, False, backend=backend, **kw)
 
 
-def _fwd_bwd(inp, backend):
+def _fwd_bwd(inp, backend, **kw):
     leaves = {k: v.clone().requires_grad_(True) for k, v in inp.items()}
     with torch.enable_grad():
-        out = _call(leaves, backend)
+        out = _call(leaves, backend, **kw)
         w = torch.ones_like(out)  # any cotangent; the backward's cost does not depend on it
         torch.autograd.grad(out, list(leaves.values()), w)
 
@@ -145,27 +145,62 @@ def run(quick: bool = False) -> dict[str, float]:
     return res
 
 
-def _run_cuda(quick: bool) -> dict[str, float]:
+def _run_cuda(quick: bool, device: str = "cuda") -> dict[str, float]:
     """The issue's GPU size: ours (chunked PyTorch) vs mamba-ssm's kernel vs the sequential
-    reference, forward and forward + backward, in one interleaved run."""
-    res: dict[str, float] = {"cuda_device": torch.cuda.get_device_name(0)}
-    sync = torch.cuda.synchronize
-    inp = _inputs(8, 768, 1024, 16, "cuda")
-    backends = ["torch"] + (["mamba_ssm"] if scan_mod.mamba_ssm_available() else [])
+    reference, forward and forward + backward, in one interleaved run. Ours is timed with each
+    within-chunk cumsum (``scan.CUDA_CUMSUM``: "matmul", the default, and "doubling") and, with
+    ``BENCH_SCAN_COMPILE=1``, under ``torch.compile`` too (``compile=True``; its compile time is
+    reported). ``device`` other than "cuda" is a dry run of this code on the CPU."""
+    is_cuda = device == "cuda"
+    res: dict[str, float] = {"cuda_device": torch.cuda.get_device_name(0) if is_cuda else device}
+    sync = torch.cuda.synchronize if is_cuda else (lambda: None)
+    inp = _inputs(*((8, 768, 1024, 16) if is_cuda else (1, 16, 64, 4)), device)
+
+    def ours(how, compile=False, backward=False):
+        def f():
+            scan_mod.CUDA_CUMSUM = how
+            try:
+                if backward:
+                    _fwd_bwd(inp, "torch", compile=compile)
+                else:
+                    _call(inp, "torch", compile=compile)
+            finally:
+                scan_mod.CUDA_CUMSUM = "auto"
+        return f
+
+    variants = {"torch": "matmul", "torch_doubling": "doubling"}
+    compile_s = {}
+    for backward in (False, True):
+        fns = {name: ours(how, backward=backward) for name, how in variants.items()}
+        if os.environ.get("BENCH_SCAN_COMPILE") == "1":
+            t0 = time.perf_counter()
+            with torch.no_grad() if not backward else torch.enable_grad():
+                ours("matmul", compile=True, backward=backward)()
+            sync()
+            compile_s[backward] = time.perf_counter() - t0
+            fns["torch_compiled"] = ours("matmul", compile=True, backward=backward)
+        if scan_mod.mamba_ssm_available() and is_cuda:
+            fns["mamba_ssm"] = (lambda: _fwd_bwd(inp, "mamba_ssm")) if backward else (lambda: _call(inp, "mamba_ssm"))
+        if backward:
+            ms = _time_ms(fns, reps=5 if quick else 20, sync=sync)
+        else:
+            with torch.no_grad():
+                ms = _time_ms(fns, reps=10 if quick else 50, sync=sync)
+        tag = "_fwdbwd" if backward else ""
+        for name in fns:
+            if name != "mamba_ssm":
+                res[f"scan_{name}{tag}_ms_cuda"] = ms[name]
+        if "mamba_ssm" in ms:
+            res[f"scan_kernel{tag}_ms_cuda"] = ms["mamba_ssm"]
+            for name in fns:
+                if name != "mamba_ssm":
+                    res[f"scan_{name}_over_kernel{tag}_cuda"] = ms[name] / ms["mamba_ssm"]
+    for backward, secs in compile_s.items():
+        res[f"scan_torch_compile_s{'_fwdbwd' if backward else ''}_cuda"] = secs
     with torch.no_grad():
-        ms = _time_ms({b: (lambda b=b: _call(inp, b)) for b in backends}, reps=10 if quick else 50, sync=sync)
         ref = _time_ms({"reference": lambda: _call(inp, "reference")}, reps=1 if quick else 3, sync=sync)
-    msb = _time_ms({b: (lambda b=b: _fwd_bwd(inp, b)) for b in backends}, reps=5 if quick else 20, sync=sync)
-    res["scan_torch_ms_cuda"] = ms["torch"]
     res["scan_reference_ms_cuda"] = ref["reference"]
-    res["scan_torch_speedup_vs_reference_cuda"] = ref["reference"] / ms["torch"]
-    res["scan_torch_fwdbwd_ms_cuda"] = msb["torch"]
-    if "mamba_ssm" in ms:
-        res["scan_kernel_ms_cuda"] = ms["mamba_ssm"]
-        res["scan_torch_over_kernel_cuda"] = ms["torch"] / ms["mamba_ssm"]
-        res["scan_kernel_fwdbwd_ms_cuda"] = msb["mamba_ssm"]
-        res["scan_torch_over_kernel_fwdbwd_cuda"] = msb["torch"] / msb["mamba_ssm"]
-    return res
+    res["scan_torch_speedup_vs_reference_cuda"] = ref["reference"] / res["scan_torch_ms_cuda"]
     return res
 
 

@@ -437,13 +437,15 @@ def test_scan_orders_routes():
     assert o["antidiag"][0].tolist() == [0, 1, 3, 2, 4, 5]
 
 
+@pytest.mark.parametrize("how", ["doubling", "matmul"])
 @pytest.mark.parametrize("length", [1, 2, 7, 8, 64])
-def test_cumsum_by_doubling_equals_cumsum(length):
-    # the CUDA path's within-chunk cumsum (see scan._cumsum_last), checked on the CPU, with gradients
-    x = torch.randn(3, 5, length, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(3, 5, length, dtype=torch.float64)
-    torch.testing.assert_close(scan_mod._cumsum_doubling(x), x.cumsum(-1))
-    g1, = torch.autograd.grad((scan_mod._cumsum_doubling(x) * w).sum(), x)
+def test_cuda_cumsums_equal_cumsum(length, how):
+    # the CUDA path's within-chunk cumsums (see scan._cumsum_last), checked on the CPU, with gradients
+    fn = {"doubling": scan_mod._cumsum_doubling, "matmul": scan_mod._cumsum_matmul}[how]
+    x = torch.randn(3, 5, 2, length, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 5, 2, length, dtype=torch.float64)
+    torch.testing.assert_close(fn(x), x.cumsum(-1))
+    g1, = torch.autograd.grad((fn(x) * w).sum(), x)
     g2, = torch.autograd.grad((x.cumsum(-1) * w).sum(), x)
     torch.testing.assert_close(g1, g2)
 
@@ -500,3 +502,21 @@ def test_cuda_matches_mamba_kernel(dtype, bc):
         torch.testing.assert_close(o_ours, o_kern, rtol=3e-2, atol=5e-2)
         for k in ("u", "delta", "B", "C", "z"):
             torch.testing.assert_close(g_ours[k], g_kern[k], rtol=3e-2, atol=5e-2, msg=lambda m: f"{k}: {m}")
+
+
+@pytest.mark.parametrize("how", ["doubling", "matmul"])
+def test_torch_scan_with_the_cuda_cumsums_matches_reference(monkeypatch, how):
+    # the whole chunked path as it runs on CUDA (its cumsums swapped in), forward and gradients
+    fn = {"doubling": scan_mod._cumsum_doubling, "matmul": scan_mod._cumsum_matmul}[how]
+    monkeypatch.setattr(scan_mod, "_cumsum_last", fn)
+    inp = make_inputs(bc="varying", length=70)
+    leaves = {k: v.clone().requires_grad_(True) for k, v in inp.items()}
+    out, h = run("torch", leaves, last=True)
+    ref, h_ref = run("reference", inp, last=True)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(h, h_ref, rtol=1e-4, atol=1e-4)
+    ref_leaves = {k: v.clone().requires_grad_(True) for k, v in inp.items()}
+    g = torch.autograd.grad(out.sum(), list(leaves.values()))
+    g_ref = torch.autograd.grad(run("reference", ref_leaves).sum(), list(ref_leaves.values()))
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)

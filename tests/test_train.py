@@ -41,6 +41,21 @@ def test_bad_config_is_rejected():
         TrainConfig(optimizer="lion")
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="time_budget_s"):
+        TrainConfig(time_budget_s=-1.0)
+
+
+def test_time_budget_stops_after_the_step_that_crosses_it():
+    # budget 0: the first step crosses it, so exactly one step runs, in epoch 1 of 5
+    model = _model()
+    before = _flat(model).clone()
+    hist = fit(model, _data(), TrainConfig(epochs=5, batch_size=32, progress=False, time_budget_s=0.0))
+    assert len(hist.step_loss) == 1 and len(hist.epochs["loss"]) == 1
+    assert hist.stopped_early["epoch"] == 0 and hist.stopped_early["step"] == 1
+    assert not torch.equal(_flat(model), before)            # that one step did update the weights
+    # a generous budget changes nothing: 5 epochs x 8 steps, and no early stop recorded
+    hist = fit(_model(), _data(), TrainConfig(epochs=5, batch_size=32, progress=False, time_budget_s=3600.0))
+    assert len(hist.step_loss) == 40 and hist.stopped_early is None
 
 
 class _Interrupt(Exception):

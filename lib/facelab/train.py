@@ -17,6 +17,7 @@ import json
 import math
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -49,6 +50,7 @@ class TrainConfig:
     resume: bool = True
     progress: bool = True
     desc: str = "train"
+    time_budget_s: float | None = None  # stop after the step that crosses it (a safety cap for lent GPUs)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
@@ -58,6 +60,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.optimizer: expected adamw|adam|sgd, got {self.optimizer!r}")
         if self.scheduler not in ("cosine", "step", "exponential", "none"):
             raise ValueError(f"TrainConfig.scheduler: expected cosine|step|exponential|none, got {self.scheduler!r}")
+        if self.time_budget_s is not None and not self.time_budget_s >= 0:
+            raise ValueError(f"TrainConfig.time_budget_s: expected None or seconds >= 0, got {self.time_budget_s!r}")
 
 
 @dataclass
@@ -66,17 +70,19 @@ class History:
 
     epochs: dict[str, list[float]] = field(default_factory=dict)
     step_loss: list[float] = field(default_factory=list)
+    stopped_early: dict | None = None   # {"epoch", "step", "elapsed_s"} when the time budget ended training
 
     def log_epoch(self, values: dict[str, float]) -> None:
         for k, v in values.items():
             self.epochs.setdefault(k, []).append(float(v))
 
     def to_dict(self) -> dict:
-        return {"epochs": self.epochs, "step_loss": self.step_loss}
+        return {"epochs": self.epochs, "step_loss": self.step_loss, "stopped_early": self.stopped_early}
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
-        return cls(epochs={k: list(v) for k, v in d["epochs"].items()}, step_loss=list(d["step_loss"]))
+        return cls(epochs={k: list(v) for k, v in d["epochs"].items()}, step_loss=list(d["step_loss"]),
+                   stopped_early=d.get("stopped_early"))
 
 
 def default_step(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
@@ -179,6 +185,7 @@ def fit(model: nn.Module, train_data: Dataset, cfg: TrainConfig, *,
             start = epoch_done
             acc.print(f"resumed from {path} (epoch {epoch_done}/{cfg.epochs})")
 
+    t_start = time.monotonic()
     for epoch in range(start, cfg.epochs):
         pmodel.train()
         if hasattr(loader, "set_epoch"):
@@ -204,6 +211,11 @@ def fit(model: nn.Module, train_data: Dataset, cfg: TrainConfig, *,
                 sums[k] = sums.get(k, 0.0) + float(v)
             count += 1
             bar.set_postfix(loss=f"{lval:.4f}")
+            if cfg.time_budget_s is not None and _over_budget(acc, time.monotonic() - t_start, cfg.time_budget_s):
+                history.stopped_early = {"epoch": epoch, "step": i + 1, "elapsed_s": round(time.monotonic() - t_start, 1)}
+                acc.print(f"{cfg.desc}: time budget {cfg.time_budget_s:.0f} s reached at epoch {epoch + 1}, "
+                          f"step {i + 1}/{len(loader)}; stopping (the learning-rate schedule is cut short)")
+                break
         values = {k: v / max(count, 1) for k, v in sums.items()}
         values["lr"] = sched.get_last_lr()[0]
         if evaluate is not None:
@@ -211,10 +223,21 @@ def fit(model: nn.Module, train_data: Dataset, cfg: TrainConfig, *,
             with torch.no_grad():
                 values.update({f"val_{k}": v for k, v in evaluate(acc.unwrap_model(pmodel)).items()})
         history.log_epoch(values)
-        if ckpt_root is not None:
+        if ckpt_root is not None and history.stopped_early is None:
             _save_checkpoint(acc, ckpt_root, epoch + 1, history, cfg)
+        if history.stopped_early is not None:
+            break
     acc.wait_for_everyone()
     return history
+
+
+def _over_budget(acc, elapsed: float, budget: float) -> bool:
+    """Whether any process is past the budget (all processes stop at the same step)."""
+    over = elapsed > budget
+    if acc.num_processes == 1:
+        return over
+    flag = torch.tensor([float(over)], device=acc.device)
+    return bool(acc.reduce(flag, reduction="sum").item() > 0)
 
 
 def _save_checkpoint(acc, root: Path, epoch: int, history: History, cfg: TrainConfig) -> None:

@@ -281,14 +281,30 @@ def _safe_chunk(dt: Tensor, A: Tensor, T: int) -> int:
 def _cumsum_last(x: Tensor) -> Tensor:
     """Inclusive cumulative sum over the last (short, chunk-length) dim.
 
-    On CUDA by recursive doubling (log2 T shifted adds): PyTorch's CUDA cumsum over a short
-    innermost dim was measured on an H200 at 14 ms for 100 M elements, 95 % of our whole scan's
-    forward (87 ms vs mamba-ssm's kernel 0.5 ms, batch 8 x 768 channels x length 1024 x state 16),
-    and autograd's backward of cumsum is another such cumsum. Elsewhere torch's cumsum is fine.
+    On CUDA PyTorch's ``cumsum`` over a short innermost dim is slow: measured on an H200 at 14 ms
+    for 100 M elements, 95 % of our whole scan's forward (87 ms vs mamba-ssm's kernel 0.5 ms,
+    batch 8 x 768 channels x length 1024 x state 16), and its backward is another such cumsum.
+    There it is one matrix product with a triangle of ones, ``x @ U`` (one memory-bound pass
+    each way; its backward is ``grad @ U^T``), when float32 products are exact ("highest"
+    precision; TF32 would round the sums to ~1e-3), and otherwise recursive doubling (log2 T
+    shifted adds). ``CUDA_CUMSUM`` picks one ("auto" | "matmul" | "doubling"). Elsewhere torch's
+    cumsum is fine.
     """
     if not x.is_cuda:
         return x.cumsum(-1)
-    return _cumsum_doubling(x)
+    how = CUDA_CUMSUM
+    if how == "auto":
+        how = "matmul" if x.dtype != torch.float32 or torch.get_float32_matmul_precision() == "highest" else "doubling"
+    return _cumsum_matmul(x) if how == "matmul" else _cumsum_doubling(x)
+
+
+CUDA_CUMSUM = "auto"
+
+
+def _cumsum_matmul(x: Tensor) -> Tensor:
+    n = x.shape[-1]
+    upper = torch.ones(n, n, dtype=x.dtype, device=x.device).triu_()   # U[s, t] = 1 for s <= t
+    return x @ upper
 
 
 def _cumsum_doubling(x: Tensor) -> Tensor:
