@@ -10,12 +10,15 @@
 #    from GPU_CHECK_PARAMS, a JSON object {"01_fer_yolo_mamba": {"epochs": 8}, ...};
 # 4. runs the benchmarks (GPU_CHECK_BENCH: names for bench/run.py, default all; the scan bench
 #    runs its CUDA rows only here: BENCH_SCAN_CPU=0);
-# and writes one JSON of everything to ${OUT:-runs/gpu-check}/gpu_check.json.
+# and writes one JSON of everything to ${OUT:-runs/gpu-check}/gpu_check.json, with every log, the
+# executed notebooks and their figures in gpu_check.tgz beside it (a lent machine returns at most
+# 8 files from $OUT, so everything else is packed).
 # Data: set FACELAB_DATA (or DATA_ROOT for the FER2013 folder) to a carried folder.
 set -u
 cd "$(dirname "$0")/.."
-OUT_DIR=${OUT:-runs/gpu-check}
-mkdir -p "$OUT_DIR"
+FINAL_DIR=${OUT:-runs/gpu-check}
+mkdir -p "$FINAL_DIR"
+OUT_DIR=$(mktemp -d)   # the logs; packed into $FINAL_DIR/gpu_check.tgz at the end
 CAP=${GPU_CHECK_CAP_S:-150}
 PY=${PYTHON:-python3}
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -61,21 +64,25 @@ for nb in sys.argv[3:]:
     results[r.notebook] = {"ok": r.ok, "wall_s": round(r.wall_s, 1), "error": r.error, "metrics": m.get("metrics"),
                            "checks": m.get("checks"), "device": m.get("device")}
     print(r.notebook, "ok" if r.ok else "FAILED " + r.error, f"{r.wall_s:.0f}s", flush=True)
-    os.system(f"cp {r.output} {out}/ 2>/dev/null")
+    os.system(f"cp {r.output} {out}/ 2>/dev/null; cp -r {metrics_path.parent} {out}/figures_{r.notebook} 2>/dev/null")
 json.dump(results, open(os.path.join(out, "notebooks.json"), "w"), indent=2)
 PY
 
 BENCH_SCAN_CPU=0 timeout 120 $PY bench/run.py ${GPU_CHECK_BENCH:-} > "$OUT_DIR/bench.log" 2>&1; cp bench/results.json "$OUT_DIR/bench_results.json" 2>/dev/null
 
-$PY - "$OUT_DIR" <<'PY'
+$PY - "$OUT_DIR" "$FINAL_DIR" <<'PY'
 import json, os, sys
-out = sys.argv[1]
+out, final = sys.argv[1], sys.argv[2]
 def read(name):
     p = os.path.join(out, name)
     if not os.path.exists(p): return None
     return json.load(open(p)) if name.endswith(".json") else open(p).read()
 summary = {"device": read("device.txt"), "env": read("env.txt"), "cuda_tests": (read("cuda_tests.log") or "")[-2000:],
            "notebooks": read("notebooks.json"), "bench": read("bench_results.json")}
-json.dump(summary, open(os.path.join(out, "gpu_check.json"), "w"), indent=2)
+tmp = os.path.join(final, ".gpu_check.json.tmp")
+json.dump(summary, open(tmp, "w"), indent=2)
+os.replace(tmp, os.path.join(final, "gpu_check.json"))
 print(json.dumps(summary, indent=2)[:6000])
 PY
+tar czf "$FINAL_DIR/gpu_check.tgz" -C "$OUT_DIR" . && rm -rf "$OUT_DIR"
+ls -la "$FINAL_DIR"
