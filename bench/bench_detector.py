@@ -12,7 +12,12 @@ width 0.5, 7 classes):
 * ``det_{vss,csp}_img_per_s_320_b{1,32}_{cpu,cuda}``: forward passes per second of the whole
   detector (no NMS). On CUDA the best of fp32, bf16 autocast + channels-last, and that replayed
   from a CUDA graph; the variants are also reported (``..._fp32``, ``..._bf16cl``, ``..._graph``);
-  ``FACELAB_BENCH_COMPILE=<mode>`` adds a ``torch.compile`` variant.
+  ``FACELAB_BENCH_COMPILE=<mode>`` adds ``..._compile_graph`` (``torch.compile`` and a CUDA graph;
+  compiled alone it was slower than eager on an H100: the scan kernel is a graph break);
+* ``det_{vss,csp}_train_steps_per_s_320_b{32,4}_{cpu,cuda}``: training steps per second on random
+  scenes (batch 32 on CUDA, 4 on a CPU): YOLOX's batch augmentation, forward, SimOTA loss,
+  backward, clipping, AdamW and the EMA update, as notebook 01's demo runs them (bf16 autocast
+  and channels-last on CUDA).
 
 ``run(quick)`` returns the flat dict; ``quick`` times fewer repetitions (and batch 8 instead of
 32 on a CPU, named ``_b8_``).
@@ -81,7 +86,8 @@ def run(quick: bool = False) -> dict:
                 variants["bf16cl"] = {"amp_dtype": torch.bfloat16, "channels_last": True}
                 variants["graph"] = {"amp_dtype": torch.bfloat16, "channels_last": True, "cuda_graph": True}
                 if compile_mode:
-                    variants["compile"] = {"amp_dtype": torch.bfloat16, "channels_last": True, "compile": compile_mode}
+                    variants["compile_graph"] = {"amp_dtype": torch.bfloat16, "channels_last": True,
+                                                 "compile": compile_mode, "cuda_graph": True}
             best = 0.0
             for vname, kw in variants.items():
                 torch.manual_seed(0)
@@ -95,7 +101,59 @@ def run(quick: bool = False) -> dict:
                     out[f"det_{kind}_img_per_s_320_b{bs}_{tag}_{vname}"] = round(v, 2)
                 best = max(best, v)
             out[f"det_{kind}_img_per_s_320_b{bs}_{tag}"] = round(best, 2)
+        batch = 32 if cuda else 4
+        out[f"det_{kind}_train_steps_per_s_320_b{batch}_{tag}"] = round(
+            train_step_rate(ns, kind, dev, batch, steps=(5 if quick else 20) if cuda else 2), 3)
     return out
+
+
+def train_step_rate(ns, kind: str, dev, batch: int, steps: int, size: int = 320) -> float:
+    """Training steps per second of one detector on random scenes (1-4 random boxes each)."""
+    import time
+
+    from facelab.nn import yolox as Y
+    from facelab.nn.ema import EMA
+
+    g = torch.Generator().manual_seed(0)
+    images = (torch.rand(batch, 3, size, size, generator=g) * 255).to(torch.uint8).to(dev)
+    targets = torch.full((batch, 8, 5), -1.0)
+    for i in range(batch):
+        for j in range(int(torch.randint(1, 5, (1,), generator=g))):
+            x0, y0 = (torch.rand(2, generator=g) * (size - 150)).tolist()
+            s = float(40 + torch.rand(1, generator=g) * 110)
+            targets[i, j] = torch.tensor([float(torch.randint(0, 7, (1,), generator=g)), x0, y0, x0 + s, y0 + s])
+    targets = targets.to(dev)
+    torch.manual_seed(0)
+    model = ns["build_detector"](kind, 0.5, 0.33, 7).to(dev).train()
+    cuda = dev.type == "cuda"
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    loss_fn = Y.YOLOXLoss(7, model.strides)
+    ema = EMA(model, 0.999, ramp="exp", tau=500)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    def step():
+        x, t = Y.augment_batch(images.float() / 255, targets, g, mosaic=0.5, mixup=0.5)
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+            out = model(x)
+        loss, _ = loss_fn(out, t)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        ema.update(model)
+        return loss.item()   # the training loop reads the loss every step too
+
+    step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    return steps / (time.perf_counter() - t0)
 
 
 if __name__ == "__main__":
