@@ -520,3 +520,26 @@ def test_torch_scan_with_the_cuda_cumsums_matches_reference(monkeypatch, how):
     g_ref = torch.autograd.grad(run("reference", ref_leaves).sum(), list(ref_leaves.values()))
     for a, b in zip(g, g_ref):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("n", [1, 5, 8, 9, 64, 100, 129, 600])
+def test_two_level_carry_equals_doubling(n):
+    # the inter-chunk carry (scan._linear_scan_blocked) vs the one-level doubling, with gradients;
+    # 600 > 8 * 64 takes the recursion two levels deep, lengths not a multiple of 8 take the padding
+    g = torch.Generator().manual_seed(n)
+    a = (torch.rand(3, 4, n, generator=g, dtype=torch.float64) * 0.9 + 0.05).requires_grad_(True)
+    x = torch.randn(3, 4, n, generator=g, dtype=torch.float64).requires_grad_(True)
+    w = torch.randn(3, 4, n, generator=g, dtype=torch.float64)
+    two, one = scan_mod._linear_scan_blocked(a, x), scan_mod._linear_scan(a, x)
+    torch.testing.assert_close(two, one)
+    seq, h = [], torch.zeros(3, 4, dtype=torch.float64)      # the recurrence itself, step by step
+    for k in range(n):
+        h = a[..., k] * h + x[..., k]
+        seq.append(h)
+    torch.testing.assert_close(two, torch.stack(seq, -1))
+    g_two = torch.autograd.grad((two * w).sum(), (a, x), allow_unused=True)   # n = 1: h = x, a unused
+    g_one = torch.autograd.grad((one * w).sum(), (a, x), allow_unused=True)
+    for p, q in zip(g_two, g_one):
+        assert (p is None) == (q is None)
+        if p is not None:
+            torch.testing.assert_close(p, q)

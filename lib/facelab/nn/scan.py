@@ -346,6 +346,33 @@ def _linear_scan(a: Tensor, x: Tensor) -> Tensor:
     return x
 
 
+def _linear_scan_blocked(a: Tensor, x: Tensor, block: int = 8) -> Tensor:
+    """The same recurrence as :func:`_linear_scan`, in two levels: doubling inside blocks of
+    ``block`` steps (log2(block) steps over the whole tensor, keeping each block's prefix
+    products), the recurrence between the blocks' ends on a tensor ``block`` times smaller
+    (recursively), then one fix-up ``h = local + prefix * carry_in``. Over 128 chunks that is
+    3 + 1 full-size steps instead of 7; on the CPU the carry ran 1.8x faster (one thread,
+    8 x 768 x 16 x 128)."""
+    n = a.shape[-1]
+    if n <= block:
+        return _linear_scan(a, x)
+    pad = -n % block
+    if pad:  # identity steps at the end: a = 1, x = 0
+        a, x = F.pad(a, (0, pad), value=1.0), F.pad(x, (0, pad))
+    groups = a.shape[-1] // block
+    a = a.reshape(*a.shape[:-1], groups, block)
+    x = x.reshape(*x.shape[:-1], groups, block)
+    off = 1
+    while off < block:
+        x = x + a * F.pad(x[..., :-off], (off, 0))
+        a = a * F.pad(a[..., :-off], (off, 0), value=1.0)
+        off *= 2
+    carry = _linear_scan_blocked(a[..., -1], x[..., -1], block)  # the state at each block's end
+    carry_in = F.pad(carry[..., :-1], (1, 0))                     # entering each block
+    h = x + a * carry_in[..., None]
+    return h.reshape(*h.shape[:-2], groups * block)[..., :n]
+
+
 _compiled = {}
 
 
@@ -369,11 +396,12 @@ def _scan_block(dt, x, A, Bc, Cc, T, compile):
     Bc, Cc = chunked(Bc), chunked(Cc)
     E, S = _maybe_compiled(_chunk_states, compile)(g, x4, A, Bc)
     # Carry between chunks: h_end(k) = decay(k) * h_end(k-1) + local_end(k) is itself a linear
-    # recurrence, over nc = L/T chunks on (b, c, N, nc) tensors; run it as a Hillis-Steele scan
-    # (log2(nc) doubling steps). It composes decays by products of numbers in (0, 1], so it stays
-    # stable however long the sequence is.
-    decay = E[..., -1]
-    h_end = _linear_scan(decay, decay * S[..., -1])
+    # recurrence, over nc = L/T chunks on (b, c, N, nc) tensors; run it as a two-level
+    # Hillis-Steele scan. It composes decays by products of numbers in (0, 1], so it stays stable
+    # however long the sequence is. The chunk's decay is recomputed from g (small) rather than read
+    # as E[..., -1], a strided read that touches every memory sector of E.
+    decay = (g[..., -1][:, :, None] * A[None, :, :, None]).exp()   # (b, c, N, nc)
+    h_end = _linear_scan_blocked(decay, decay * S[..., -1])
     h0 = F.pad(h_end[..., :-1], (1, 0))  # state entering each chunk (zero before the first)
     y = _maybe_compiled(_chunk_outputs, compile)(S, E, h0, Cc)
     return y.reshape(b, c, Lp), h_end[..., -1]
