@@ -505,11 +505,14 @@ def test_cuda_matches_mamba_kernel(dtype, bc):
 
 
 @pytest.mark.parametrize("how", ["doubling", "matmul"])
-def test_torch_scan_with_the_cuda_cumsums_matches_reference(monkeypatch, how):
-    # the whole chunked path as it runs on CUDA (its cumsums swapped in), forward and gradients
+@pytest.mark.parametrize("two_level", [False, True])
+def test_torch_scan_with_the_cuda_cumsums_matches_reference(monkeypatch, how, two_level):
+    # the whole chunked path as it runs on CUDA (its cumsums swapped in; the carry between chunks
+    # in two levels, as on large tensors), forward and gradients; 300 steps: 38 chunks of 8
     fn = {"doubling": scan_mod._cumsum_doubling, "matmul": scan_mod._cumsum_matmul}[how]
     monkeypatch.setattr(scan_mod, "_cumsum_last", fn)
-    inp = make_inputs(bc="varying", length=70)
+    monkeypatch.setattr(scan_mod, "_TWO_LEVEL_MIN", 0 if two_level else 1 << 62)
+    inp = make_inputs(bc="varying", length=300)
     leaves = {k: v.clone().requires_grad_(True) for k, v in inp.items()}
     out, h = run("torch", leaves, last=True)
     ref, h_ref = run("reference", inp, last=True)
