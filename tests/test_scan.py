@@ -508,7 +508,7 @@ def test_cuda_matches_mamba_kernel(dtype, bc):
 @pytest.mark.parametrize("two_level", [False, True])
 def test_torch_scan_with_the_cuda_cumsums_matches_reference(monkeypatch, how, two_level):
     # the whole chunked path as it runs on CUDA (its cumsums swapped in; the carry between chunks
-    # in two levels, as on large tensors), forward and gradients; 300 steps: 38 chunks of 8
+    # in two levels, as on large tensors), forward and gradients; 300 steps: 75 chunks of 4 here
     fn = {"doubling": scan_mod._cumsum_doubling, "matmul": scan_mod._cumsum_matmul}[how]
     monkeypatch.setattr(scan_mod, "_cumsum_last", fn)
     monkeypatch.setattr(scan_mod, "_TWO_LEVEL_MIN", 0 if two_level else 1 << 62)
@@ -528,7 +528,7 @@ def test_torch_scan_with_the_cuda_cumsums_matches_reference(monkeypatch, how, tw
 @pytest.mark.parametrize("n", [1, 5, 8, 9, 64, 100, 129, 600])
 def test_two_level_carry_equals_doubling(n):
     # the inter-chunk carry (scan._linear_scan_blocked) vs the one-level doubling, with gradients;
-    # 600 > 8 * 64 takes the recursion two levels deep, lengths not a multiple of 8 take the padding
+    # 600 steps recurse three times (600 -> 75 -> 10 -> 2); lengths not a multiple of 8 take the padding
     g = torch.Generator().manual_seed(n)
     a = (torch.rand(3, 4, n, generator=g, dtype=torch.float64) * 0.9 + 0.05).requires_grad_(True)
     x = torch.randn(3, 4, n, generator=g, dtype=torch.float64).requires_grad_(True)
