@@ -336,15 +336,16 @@ def _chunk_outputs(S: Tensor, E: Tensor, h0: Tensor, Cc: Tensor) -> Tensor:
     return ((S + h0[..., None]) * E * Cc).sum(2)
 
 
-def _linear_scan(a: Tensor, x: Tensor) -> Tensor:
-    """All h_k = a_k h_{k-1} + x_k (h_{-1} = 0) along the last dim, by recursive doubling."""
+def _linear_scan(a: Tensor, x: Tensor, products: bool = False):
+    """All h_k = a_k h_{k-1} + x_k (h_{-1} = 0) along the last dim, by recursive doubling.
+    With ``products``, also the prefix products a_0 ... a_k: returns ``(h, prefix)``."""
     n, off = a.shape[-1], 1
     while off < n:
         x = x + a * F.pad(x[..., :-off], (off, 0))
-        if off * 2 < n:  # the last step's products are not needed
+        if products or off * 2 < n:  # otherwise the last step's products are not needed
             a = a * F.pad(a[..., :-off], (off, 0), value=1.0)
         off *= 2
-    return x
+    return (x, a) if products else x
 
 
 def _linear_scan_blocked(a: Tensor, x: Tensor, block: int = 8) -> Tensor:
@@ -361,13 +362,8 @@ def _linear_scan_blocked(a: Tensor, x: Tensor, block: int = 8) -> Tensor:
     if pad:  # identity steps at the end: a = 1, x = 0
         a, x = F.pad(a, (0, pad), value=1.0), F.pad(x, (0, pad))
     groups = a.shape[-1] // block
-    a = a.reshape(*a.shape[:-1], groups, block)
-    x = x.reshape(*x.shape[:-1], groups, block)
-    off = 1
-    while off < block:
-        x = x + a * F.pad(x[..., :-off], (off, 0))
-        a = a * F.pad(a[..., :-off], (off, 0), value=1.0)
-        off *= 2
+    x, a = _linear_scan(a.reshape(*a.shape[:-1], groups, block), x.reshape(*x.shape[:-1], groups, block),
+                        products=True)                             # within each block, and its prefix products
     carry = _linear_scan_blocked(a[..., -1], x[..., -1], block)  # the state at each block's end
     carry_in = F.pad(carry[..., :-1], (1, 0))                     # entering each block
     h = x + a * carry_in[..., None]
