@@ -1,6 +1,7 @@
 """CAM, GradCAM, GradCAM++, LayerCAM and layer attention (facelab.nn.cams)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -39,18 +40,53 @@ def test_gradient_methods_against_closed_forms(net):
                           torch.relu(torch.einsum("bc,bchw->bhw", torch.relu(w) / hw, feats)), atol=1e-6)
 
 
-def test_gradcam_pp_matches_a_loop():
-    torch.manual_seed(1)
-    A = torch.rand(2, 4, 3, 3)
-    g = torch.randn(2, 4, 3, 3)
-    out = cams.gradcam_pp(A, g)
-    ref = torch.zeros(2, 3, 3)
-    for b in range(2):
-        for k in range(4):
-            den = 2 * g[b, k] ** 2 + (A[b, k] * g[b, k] ** 3).sum()
-            alpha = g[b, k] ** 2 / den
-            ref[b] += (alpha * torch.relu(g[b, k])).sum() * A[b, k]
-    assert torch.allclose(out, torch.relu(ref), atol=1e-5)
+def _gradcam_pp_numpy(A: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Grad-CAM++ written out pixel by pixel from Chattopadhay et al. 2018, Eq. 19 (exp score):
+    alpha_kij = g_kij^2 / (2 g_kij^2 + (sum_ab A_kab) g_kij^3), w_k = sum_ij alpha_kij relu(g_kij),
+    map = relu(sum_k w_k A_k)."""
+    B, K, H, W = A.shape
+    out = np.zeros((B, H, W))
+    for b in range(B):
+        for k in range(K):
+            s = A[b, k].sum()
+            w = 0.0
+            for i in range(H):
+                for j in range(W):
+                    gij = g[b, k, i, j]
+                    den = 2 * gij ** 2 + s * gij ** 3
+                    alpha = gij ** 2 / den if den != 0 else 0.0
+                    w += alpha * max(gij, 0.0)
+            out[b] += w * A[b, k]
+    return np.maximum(out, 0.0)
+
+
+def test_gradcam_pp_follows_eq19_with_spatially_varying_gradients():
+    rng = np.random.default_rng(1)
+    A = rng.random((2, 4, 3, 3))
+    # Gradients that vary over space (some negative); |sum A * g| < 2 keeps every denominator > 0.
+    g = rng.uniform(-0.2, 0.6, (2, 4, 3, 3))
+    expected = _gradcam_pp_numpy(A, g)
+    out = cams.gradcam_pp(torch.from_numpy(A), torch.from_numpy(g)).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
+    # The formula that summed A * g^3 over space in the denominator gives a clearly different map:
+    old_alpha = g ** 2 / (2 * g ** 2 + (A * g ** 3).sum((2, 3), keepdims=True))
+    old = np.maximum(np.einsum("bk,bkhw->bhw", (old_alpha * np.maximum(g, 0)).sum((2, 3)), A), 0)
+    assert np.abs(old - expected).max() > 0.1 * np.abs(expected).max()
+
+
+def test_gradcam_pp_with_spatially_constant_gradients():
+    # Spatially constant gradients (a GAP head): alpha is constant per channel, and both the
+    # per-pixel and the spatially summed denominators agree (the case the old formula got right).
+    rng = np.random.default_rng(2)
+    A = rng.random((1, 3, 4, 4))
+    c = np.array([0.3, 0.1, 0.2])
+    g = np.broadcast_to(c[None, :, None, None], A.shape).copy()
+    s = A.sum((2, 3))[0]
+    alpha = c ** 2 / (2 * c ** 2 + s * c ** 3)
+    w = alpha * c * 16
+    expected = np.maximum(np.einsum("k,khw->hw", w, A[0]), 0)[None]
+    np.testing.assert_allclose(cams.gradcam_pp(torch.from_numpy(A), torch.from_numpy(g)).numpy(), expected,
+                               rtol=1e-10)
 
 
 @pytest.mark.parametrize("method", cams.CAM_METHODS)

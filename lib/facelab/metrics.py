@@ -72,12 +72,27 @@ def auroc(scores_pos, scores_neg) -> float:
 
 
 def fpr_at_tpr(scores_pos, scores_neg, tpr: float = 0.95) -> float:
-    """False-positive rate at the threshold that keeps ``tpr`` of the positives (higher = positive)."""
+    """False-positive rate at the first ROC point whose true-positive rate reaches ``tpr``
+    (higher score = positive).
+
+    The ROC points are the distinct scores taken as thresholds ``t`` (a sample is called positive
+    when its score is ``>= t``, so tied scores enter together), from the highest down; the result is
+    the FPR of the highest threshold with ``TPR >= tpr``, i.e. scikit-learn's
+    ``fpr[np.searchsorted(tpr_curve, tpr, side="left")]`` on ``roc_curve(..., drop_intermediate=False)``.
+    """
     pos, neg = np.asarray(scores_pos, float).ravel(), np.asarray(scores_neg, float).ravel()
     if pos.size == 0 or neg.size == 0:
         raise ValueError("fpr_at_tpr: need at least one positive and one negative score")
-    thr = np.quantile(pos, 1 - tpr, method="lower")
-    return float((neg >= thr).mean())
+    if not 0.0 <= tpr <= 1.0:
+        raise ValueError(f"fpr_at_tpr: tpr must be in [0, 1], got {tpr}")
+    if np.isnan(pos).any() or np.isnan(neg).any():
+        raise ValueError("fpr_at_tpr: scores contain NaN")
+    thresholds = np.unique(np.concatenate([pos, neg]))[::-1]          # distinct, high to low
+    # counts of scores >= each threshold; the leading 0 is the point "nothing called positive"
+    tps = np.r_[0, pos.size - np.searchsorted(np.sort(pos), thresholds, side="left")]
+    fps = np.r_[0, neg.size - np.searchsorted(np.sort(neg), thresholds, side="left")]
+    i = int(np.searchsorted(tps / pos.size, tpr, side="left"))        # TPR curve ends at 1.0
+    return float(fps[i] / neg.size)
 
 
 def cosine(a, b, eps: float = 1e-8) -> np.ndarray:

@@ -6,6 +6,10 @@ trained (e.g. an FER classifier trained on real faces) and must say so: such a n
 "FD in <model> features", not comparable to published FID values.
 
     d^2 = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})
+
+``Tr((S_a S_b)^{1/2})`` is computed as ``Tr((S_a^{1/2} S_b S_a^{1/2})^{1/2})`` (same eigenvalues), the
+square root of a symmetric PSD matrix, by eigendecomposition: no ``scipy.linalg.sqrtm`` (whose
+``disp`` argument is gone in SciPy 1.18) and no complex residue for near-singular covariances.
 """
 from __future__ import annotations
 
@@ -18,23 +22,38 @@ def gaussian_stats(features) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(0), np.cov(f, rowvar=False).reshape(f.shape[1], f.shape[1])
 
 
-def frechet_distance_stats(mu_a, sigma_a, mu_b, sigma_b, eps: float = 1e-6) -> float:
-    """Frechet distance between N(mu_a, sigma_a) and N(mu_b, sigma_b)."""
-    from scipy import linalg
+def _psd_sqrt(s: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric positive semi-definite matrix (round-off negatives -> 0)."""
+    w, v = np.linalg.eigh((s + s.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
+
+def trace_sqrt_product(sigma_a, sigma_b) -> float:
+    """``Tr((S_a S_b)^{1/2})`` for two covariance (symmetric PSD) matrices."""
+    sa, sb = np.asarray(sigma_a, np.float64), np.asarray(sigma_b, np.float64)
+    ra = _psd_sqrt(sa)
+    m = ra @ ((sb + sb.T) / 2) @ ra
+    w = np.linalg.eigvalsh((m + m.T) / 2)
+    return float(np.sqrt(np.clip(w, 0.0, None)).sum())
+
+
+def frechet_distance_stats(mu_a, sigma_a, mu_b, sigma_b, eps: float = 0.0) -> float:
+    """Frechet distance between N(mu_a, sigma_a) and N(mu_b, sigma_b).
+
+    ``eps`` (default 0) adds ``eps * I`` to both covariances; the eigendecomposition route needs no
+    regularisation for singular covariances, so it is only there for comparisons with tools that add it.
+    """
     mu_a, mu_b = np.atleast_1d(np.asarray(mu_a, np.float64)), np.atleast_1d(np.asarray(mu_b, np.float64))
     sa, sb = np.atleast_2d(np.asarray(sigma_a, np.float64)), np.atleast_2d(np.asarray(sigma_b, np.float64))
     if mu_a.shape != mu_b.shape or sa.shape != sb.shape or sa.shape != (mu_a.size, mu_a.size):
         raise ValueError(f"frechet_distance_stats: shapes do not match: mu {mu_a.shape}/{mu_b.shape}, "
                          f"sigma {sa.shape}/{sb.shape}")
+    if not all(np.isfinite(x).all() for x in (mu_a, mu_b, sa, sb)):
+        raise ValueError("frechet_distance_stats: means or covariances contain NaN or inf")
+    if eps:
+        sa, sb = sa + eps * np.eye(sa.shape[0]), sb + eps * np.eye(sb.shape[0])
     diff = mu_a - mu_b
-    covmean, _ = linalg.sqrtm(sa @ sb, disp=False)
-    if not np.isfinite(covmean).all():
-        # Near-singular product (few samples, many dims): regularise both, as pytorch-fid does.
-        off = np.eye(sa.shape[0]) * eps
-        covmean = linalg.sqrtm((sa + off) @ (sb + off))
-    covmean = np.real(covmean)
-    d = float(diff @ diff + np.trace(sa) + np.trace(sb) - 2 * np.trace(covmean))
+    d = float(diff @ diff + np.trace(sa) + np.trace(sb) - 2 * trace_sqrt_product(sa, sb))
     return max(d, 0.0)
 
 

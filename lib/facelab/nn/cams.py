@@ -5,7 +5,8 @@
   spatial mean of ``dy_c / dA_k``.
 * :func:`gradcam_pp` - Chattopadhay et al. 2018: the weights are a pixel-weighted sum of the
   positive gradients, ``w_k = sum_ij a_kij ReLU(g_kij)`` with
-  ``a_kij = g^2 / (2 g^2 + sum_ab A_kab g^3)`` (the closed form for ``exp(y_c)``).
+  ``a_kij = g_kij^2 / (2 g_kij^2 + (sum_ab A_kab) g_kij^3)`` (Eq. 19, the closed form for
+  ``exp(y_c)``: the spatial sum of the activations times the gradient cubed *at that pixel*).
 * :func:`layercam` - Jiang et al. 2021: ``ReLU(sum_k ReLU(g_k) * A_k)``, a weight per pixel.
 * :func:`layer_attention` - the channel mean of a feature map (the "layer attention" the
   AU-guided FER paper aligns with AU heatmaps and scores by ATT-COS).
@@ -51,7 +52,10 @@ def gradcam_pp(features: torch.Tensor, grads: torch.Tensor, eps: float = 1e-7) -
     """
     _check_pair(features, grads, "gradcam_pp")
     g2, g3 = grads.pow(2), grads.pow(3)
-    denom = 2 * g2 + (features * g3).sum((2, 3), keepdim=True)
+    # Chattopadhay et al. 2018, Eq. 19:
+    #   alpha_kij = g_kij^2 / (2 g_kij^2 + sum_ab A_kab * g_kij^3)
+    # The activation sum is over space per channel; g^3 stays per pixel (not summed with A).
+    denom = 2 * g2 + features.sum((2, 3), keepdim=True) * g3
     alpha = g2 / torch.where(denom.abs() > eps, denom, torch.full_like(denom, eps))
     w = (alpha * F.relu(grads)).sum((2, 3))                  # (B, C)
     return F.relu(torch.einsum("bc,bchw->bhw", w, features))
