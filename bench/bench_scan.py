@@ -19,7 +19,10 @@ scan_threads_cpu and scan_load_avg_1min (start) / scan_load_avg_1min_end; and, o
 768 channels), cuda_device, scan_torch_ms_cuda (the default, matmul cumsum),
 scan_torch_doubling_ms_cuda, scan_torch_compiled_ms_cuda (``BENCH_SCAN_COMPILE=1``),
 scan_reference_ms_cuda, scan_torch_speedup_vs_reference_cuda, scan_kernel_ms_cuda,
-scan_<variant>_over_kernel_cuda, and the same with ``_fwdbwd`` for forward + backward.
+scan_<variant>_over_kernel_cuda, and the same with ``_fwdbwd`` for forward + backward; the Triton
+kernels (:mod:`facelab.nn.scan_triton`, when triton imports) as variant ``triton``:
+scan_triton_ms_cuda, scan_triton_over_kernel_cuda (mamba-ssm's kernel = 1) and
+scan_triton_over_torch_cuda (our PyTorch scan = 1), each also with ``_fwdbwd``.
 ``BENCH_SCAN_CPU=0`` runs the CUDA rows only (a lent GPU's minutes are short).
 Goals: speedup vs reference >= 20 on CPU; ours within 10x of the kernel on a GPU.
 """
@@ -146,9 +149,9 @@ def run(quick: bool = False) -> dict[str, float]:
 
 
 def _run_cuda(quick: bool, device: str = "cuda") -> dict[str, float]:
-    """The issue's GPU size: ours (chunked PyTorch) vs mamba-ssm's kernel vs the sequential
-    reference, forward and forward + backward, in one interleaved run. Ours is timed with each
-    within-chunk cumsum (``scan.CUDA_CUMSUM``: "matmul", the default, and "doubling") and, with
+    """The issue's GPU size: ours (chunked PyTorch), our Triton kernels, mamba-ssm's kernel and the
+    sequential reference, forward and forward + backward, in one interleaved run. Ours is timed with
+    each within-chunk cumsum (``scan.CUDA_CUMSUM``: "matmul", the default, and "doubling") and, with
     ``BENCH_SCAN_COMPILE=1``, under ``torch.compile`` too (``compile=True``; its compile time is
     reported). ``device`` other than "cuda" is a dry run of this code on the CPU."""
     is_cuda = device == "cuda"
@@ -179,6 +182,8 @@ def _run_cuda(quick: bool, device: str = "cuda") -> dict[str, float]:
             sync()
             compile_s[backward] = time.perf_counter() - t0
             fns["torch_compiled"] = ours("matmul", compile=True, backward=backward)
+        if is_cuda and scan_mod.triton_available():  # on the CPU only the interpreter: not timed
+            fns["triton"] = (lambda: _fwd_bwd(inp, "triton")) if backward else (lambda: _call(inp, "triton"))
         if scan_mod.mamba_ssm_available() and is_cuda:
             fns["mamba_ssm"] = (lambda: _fwd_bwd(inp, "mamba_ssm")) if backward else (lambda: _call(inp, "mamba_ssm"))
         if backward:
@@ -190,6 +195,8 @@ def _run_cuda(quick: bool, device: str = "cuda") -> dict[str, float]:
         for name in fns:
             if name != "mamba_ssm":
                 res[f"scan_{name}{tag}_ms_cuda"] = ms[name]
+        if "triton" in ms:
+            res[f"scan_triton_over_torch{tag}_cuda"] = ms["triton"] / ms["torch"]
         if "mamba_ssm" in ms:
             res[f"scan_kernel{tag}_ms_cuda"] = ms["mamba_ssm"]
             for name in fns:

@@ -4,7 +4,8 @@
 #   bash scripts/gpu_check.sh [notebook ...]      # default: every notebook
 #
 # 1. installs carried wheels from .whl/ (if any) into /tmp/site, --no-deps, no index;
-# 2. runs the CUDA-only tests (pytest -m cuda);
+# 2. runs the CUDA-only tests (pytest -m cuda over tests/, tests/test_scan_triton.py included: the
+#    compiled Triton scan vs the reference and mamba-ssm; its kernels compile on first use);
 # 3. runs each notebook's demo profile as a script (its py:percent twin; no Jupyter needed)
 #    with a per-notebook time cap (GPU_CHECK_CAP_S, default 150 s) and per-notebook parameters
 #    from GPU_CHECK_PARAMS, a JSON object {"01_fer_yolo_mamba": {"epochs": 8}, ...};
@@ -39,7 +40,7 @@ except Exception as e:
     print("mamba_ssm unavailable:", type(e).__name__, e)
 PY
 
-timeout 240 $PY -m pytest -q -m cuda tests -p no:cacheprovider --junitxml "$OUT_DIR/cuda_tests.xml" \
+timeout 300 $PY -m pytest -q -m cuda tests -p no:cacheprovider --junitxml "$OUT_DIR/cuda_tests.xml" \
   > "$OUT_DIR/cuda_tests.log" 2>&1
 echo "cuda tests exit $?" >> "$OUT_DIR/cuda_tests.log"
 

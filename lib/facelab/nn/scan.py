@@ -14,7 +14,7 @@ Shapes (mamba-ssm's conventions): ``u``, ``delta``, ``z``: (batch, D, L); ``A``:
 before the optional softplus. The output has the dtype of ``u``; the last state is float32,
 shape (batch, D, N). Everything is computed in float32 internally, as mamba-ssm does.
 
-Four implementations sit behind :func:`selective_scan` (``backend=``):
+Five implementations sit behind :func:`selective_scan` (``backend=``):
 
 * ``"mamba_ssm"`` - mamba-ssm's fused CUDA kernel. It is imported lazily inside the call, because
   importing mamba-ssm on a machine without CUDA crashes.
@@ -23,12 +23,17 @@ Four implementations sit behind :func:`selective_scan` (``backend=``):
   running state, never materialising the (batch, D, N, L) one, vectorised (SIMD) over the state
   index; without autograd the forward kernel also applies the bias, softplus, D and the gate.
   CPU tensors only. numba is imported lazily, on first use.
+* ``"triton"`` - :mod:`facelab.nn.scan_triton`: a chunked scan in two Triton kernels (forward,
+  and a reverse scan that recomputes each chunk's states for the backward). CUDA tensors; on a CPU
+  only under Triton's interpreter (``TRITON_INTERPRET=1`` before triton is imported; for tests).
+  triton is imported lazily, on first use.
 * ``"torch"`` - our chunked pure-PyTorch scan (below): no Python loop over time steps, works on
   any device and dtype, differentiable through ordinary torch ops.
 * ``"reference"`` - :func:`selective_scan_reference`, the plain loop over time, for tests.
 
-``"auto"`` picks the kernel for CUDA tensors when mamba-ssm imports, the numba kernels for CPU
-tensors when numba imports, and the chunked torch scan otherwise.
+``"auto"`` picks for CUDA tensors mamba-ssm's kernel when it imports, else the Triton kernels when
+triton imports (falling back to the torch scan, with a warning, if they fail to compile there);
+for CPU tensors the numba kernels when numba imports; and the chunked torch scan otherwise.
 
 How the chunked scan works
 --------------------------
@@ -56,16 +61,17 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
 __all__ = ["selective_scan", "selective_scan_reference", "mamba_ssm_available", "numba_available",
-           "default_chunk_size"]
+           "triton_available", "default_chunk_size"]
 
 Tensor = torch.Tensor
-_BACKENDS = ("auto", "numba", "torch", "mamba_ssm", "reference")
+_BACKENDS = ("auto", "numba", "torch", "mamba_ssm", "triton", "reference")
 # Largest exponent we let exp() see inside a chunk (see the module docstring).
 _MAX_EXPONENT = 40.0
 # Work on blocks of channels so that each (batch, channels, L, N) intermediate stays ~cache sized
@@ -74,6 +80,7 @@ _CPU_BLOCK_ELEMENTS = 1 << 19
 _TWO_LEVEL_MIN = 1 << 20   # elements of the (b, c, N, chunks) carry from which it runs in two levels
 
 _mamba_fn = None  # cached mamba-ssm selective_scan_fn (or False after a failed import)
+_triton_failed = False  # set when the Triton kernels failed on CUDA under "auto": use torch then
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,6 +136,32 @@ def _load_numba():
     return mod.selective_scan_numba if mod is not None else None
 
 
+def triton_available() -> bool:
+    """True when triton imports and its kernels can run here: CUDA, or Triton's interpreter
+    (``TRITON_INTERPRET=1`` when triton was first imported)."""
+    mod = _load_triton()
+    return mod is not None and (torch.cuda.is_available() or mod.interpreted())
+
+
+def _load_triton():
+    """facelab.nn.scan_triton (which imports triton), or None when triton does not import."""
+    try:
+        import importlib
+
+        return importlib.import_module("facelab.nn.scan_triton")
+    except Exception:  # ImportError, or a triton that does not fit this torch
+        return None
+
+
+def _triton_suits(*tensors) -> bool:
+    """For "auto": triton imports, has not failed here before, and takes these tensors (CUDA, and
+    dtypes it supports; others, e.g. float64, go to the torch scan)."""
+    if _triton_failed:
+        return False
+    mod = _load_triton()
+    return mod is not None and mod.supports(*tensors)
+
+
 def default_chunk_size(device: Union[torch.device, str, None] = None) -> int:
     """Chunk length T for our scan. Tuned on a 2-core CPU (32); GPUs prefer longer chunks (fewer
     carry steps, larger kernels)."""
@@ -144,20 +177,25 @@ def selective_scan(
 ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     """Selective scan with mamba-ssm's ``selective_scan_fn`` semantics (see the module docstring).
 
-    ``backend``: ``"auto"`` (mamba-ssm's kernel for CUDA tensors when it imports, the numba
-    kernels for CPU tensors when numba imports, else the chunked torch scan), ``"numba"``
-    (compiled CPU kernels; raises if numba is missing or a tensor is not on the CPU), ``"torch"``
-    (ours, chunked), ``"mamba_ssm"`` (the kernel; raises if unavailable) or ``"reference"``
-    (sequential loop). ``chunk_size`` and ``compile`` (``torch.compile`` of the
-    chunk computation; off by default, and pointless on CPU) only affect ``"torch"``.
+    ``backend``: ``"auto"`` (for CUDA tensors mamba-ssm's kernel when it imports, else the Triton
+    kernels when triton imports; the numba kernels for CPU tensors when numba imports; else the
+    chunked torch scan), ``"numba"`` (compiled CPU kernels; raises if numba is missing or a tensor
+    is not on the CPU), ``"triton"`` (raises if triton is missing, or the tensors are not on CUDA
+    and the interpreter is off), ``"torch"`` (ours, chunked), ``"mamba_ssm"`` (the kernel; raises
+    if unavailable) or ``"reference"`` (sequential loop). ``chunk_size`` affects ``"torch"`` and
+    ``"triton"``; ``compile`` (``torch.compile`` of the chunk computation; off by default, and
+    pointless on CPU) only ``"torch"``.
     Returns ``out`` (batch, D, L) in u's dtype, and with ``return_last_state`` also the final
     state (batch, D, N) in float32.
     """
+    global _triton_failed
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
-    if backend == "auto":
+    auto = backend == "auto"
+    if auto:
         if u.is_cuda:
-            backend = "mamba_ssm" if _load_mamba() is not None else "torch"
+            backend = ("mamba_ssm" if _load_mamba() is not None else
+                       "triton" if _triton_suits(u, delta, A, B, C, D, z, delta_bias) else "torch")
         else:
             on_cpu = all(t is None or t.device.type == "cpu" for t in (u, delta, A, B, C, D, z, delta_bias))
             backend = "numba" if on_cpu and _load_numba() is not None else "torch"
@@ -174,6 +212,21 @@ def selective_scan(
         if fn is None:
             raise RuntimeError("backend='mamba_ssm' needs CUDA and an importable mamba-ssm")
         return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    if backend == "triton":
+        mod = _load_triton()
+        if mod is None:
+            raise RuntimeError("backend='triton' needs an importable triton (pip install triton)")
+        try:
+            return mod.selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                             return_last_state, chunk_size=chunk_size)
+        except (ValueError, TypeError):
+            raise
+        except Exception as e:  # e.g. a compile failure on this GPU: "auto" must still answer
+            if not auto:
+                raise
+            _triton_failed = True
+            warnings.warn(f"selective_scan: the Triton kernels failed ({type(e).__name__}: {e}); "
+                          "using the torch scan from now on", RuntimeWarning)
     if backend == "reference":
         return selective_scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                                         return_last_state)
