@@ -8,7 +8,7 @@ LOCK_HASH := $(shell cat requirements-lock.txt pyproject.toml 2>/dev/null | sha2
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: venv assets run test test-unit test-long lab gpu-check bench clean
+.PHONY: venv assets run test test-unit test-learning test-long lab gpu-check bench clean
 
 $(STAMP): requirements-lock.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -33,8 +33,14 @@ run: venv
 ## The whole test suite: unit tests, then every notebook under nbval in the smoke profile (fail fast).
 test: venv
 	-$(VPY) -m facelab assets
+	$(VPY) -m facelab kernel >/dev/null
 	$(VPY) -m facelab nbval-prepare runs/nbval >/dev/null
 	$(VPY) -m pytest -x -m "not long" $(PYTEST_ARGS) tests runs/nbval --nbval-lax --nbval-cell-timeout=600
+
+## The tests that assert learning, on the portable CPU kernels (ATEN_CPU_CAPABILITY=default): their
+## thresholds must hold on any x86-64 vector unit (scripts/learning_sweep.sh measures them).
+test-learning: venv
+	ATEN_CPU_CAPABILITY=default $(VPY) -m pytest -m "learning and not long" $(PYTEST_ARGS) tests
 
 test-unit: venv
 	$(VPY) -m pytest -x -m "not long" $(PYTEST_ARGS) tests
