@@ -163,23 +163,29 @@ def test_simota_assigns_anchors_inside_the_box_and_loss_backpropagates():
         loss_fn(outs, targets[..., :4])
 
 
-def test_loss_overfits_one_image():
-    torch.manual_seed(0)
+@pytest.mark.learning
+def test_loss_overfits_one_image(learning_seed):
+    # One image, one box, 60 Adam steps. The loss of a single step is noisy (SimOTA re-assigns
+    # anchors), so the mean of the last 10 steps is compared with the first. Measured here over seeds
+    # 0-4 with ATEN_CPU_CAPABILITY default / avx2 / avx512 (AMD EPYC): that ratio is 0.11-0.35, worst
+    # 0.348; an Intel Xeon (AVX-512/AMX) gave 0.57 for the old single-step-30 statistic. Bound 0.6.
+    torch.manual_seed(learning_seed)
     m = _model(nc=2)
     loss_fn = Y.YOLOXLoss(2)
     x = torch.rand(1, 3, 64, 64)
     t = torch.tensor([[[1, 10.0, 12.0, 42.0, 50.0]]])
     opt = torch.optim.Adam(m.parameters(), 3e-3)
-    first = None
-    for _ in range(30):
+    losses = []
+    for _ in range(60):
         loss, _ = loss_fn(m(x), t)
-        first = first if first is not None else loss.item()
+        losses.append(loss.item())
         opt.zero_grad()
         loss.backward()
         opt.step()
-    with torch.no_grad():  # batch statistics (train mode): 30 steps do not settle BN's running ones
+    with torch.no_grad():  # batch statistics (train mode): 60 steps do not settle BN's running ones
         det = Y.postprocess(m(x), m.strides, conf_thre=0.05)[0]
-    assert loss.item() < 0.5 * first
+    print(f"LEARNING yolox_overfit last10/first {sum(losses[-10:]) / 10 / losses[0]:.3f}")
+    assert sum(losses[-10:]) / 10 < 0.6 * losses[0], (losses[0], losses[-10:])
     assert len(det) and det[0, 5] == 1
     assert Y.bboxes_iou(det[:1, :4], t[0, :, 1:])[0, 0] > 0.5
 
