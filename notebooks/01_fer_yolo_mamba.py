@@ -50,11 +50,12 @@ epochs = None         # override the profile's epochs
 max_train = None      # cap the number of training scenes (quick tries of the demo/paper path on a CPU)
 max_eval = None       # cap the number of evaluation scenes
 width = None          # override the width multiplier (YOLOX-s: 0.5)
-scan_backend = "auto"  # selective scan backend: auto | torch | numba | mamba_ssm | reference
+scan_backend = "auto"  # selective scan backend: auto | torch | numba | triton | mamba_ssm | reference
 compile_mode = "auto"  # torch.compile mode for the GPU throughput variant (compiled + CUDA graph): "auto" ("default" on a GPU), None: skip
 cuda_graph = True     # also time the detectors replayed from a CUDA graph (GPU only)
 train_budget_s = None  # cap on each detector's training time in seconds (a lent GPU's time limit); None: no cap
 threads = None        # CPU threads for torch and numba (None: 1 in smoke, else the libraries' defaults)
+image_size = None     # override the scene size in pixels (CPU caps of the demo path, e.g. 128); face sizes scale with it
 
 # %%
 import math
@@ -104,6 +105,12 @@ CFG = config.pick(PROFILE, {
 for key, cap in (("n_train", max_train), ("n_val", max_eval)):
     if cap is not None and CFG[key] is not None:
         CFG[key] = min(CFG[key], int(cap))
+if image_size is not None:  # a smaller scene (CPU caps): faces and the speed test scale with it
+    if not isinstance(image_size, int) or image_size < 64 or image_size % 32:
+        raise config.ConfigError(f"image_size must be a multiple of 32 and >= 64, got {image_size!r}")
+    if "face_px" in CFG:
+        CFG["face_px"] = tuple(max(16, int(v * image_size / CFG["size"])) for v in CFG["face_px"])
+    CFG["size"] = CFG["speed_size"] = image_size
 # Threads: the smoke models are tiny, and on a shared 2-core machine two thread pools (torch's and
 # numba's OpenMP pool, which keeps spinning after each scan) fighting over the cores made every
 # convolution 5-10x slower than one thread. Smoke therefore runs single-threaded; facelab.nn's scan
@@ -248,6 +255,8 @@ MAX_OBJ = 8 if CFG["max_faces"] is None else max(4, CFG["max_faces"])
 train_ds = Y.LetterboxDetection(train_src, CFG["size"], MAX_OBJ)
 val_ds = Y.LetterboxDetection(val_src, CFG["size"], MAX_OBJ)
 report = Report("01_fer_yolo_mamba", profile=PROFILE, dataset=DATASET, out_dir=OUT)
+report.record_caps(epochs=epochs, max_train=max_train, max_eval=max_eval, width=width, image_size=image_size,
+                   train_budget_s=train_budget_s, threads=threads)
 n_boxes = sum(int((val_ds[i][1][:, 0] >= 0).sum()) for i in range(len(val_ds)))
 print(f"{DATASET}: {len(train_ds)} training images, {len(val_ds)} evaluation images with {n_boxes} faces")
 

@@ -141,6 +141,7 @@ AMP = torch.autocast("cuda", torch.bfloat16) if DEVICE.type == "cuda" else nullc
 print(f"profile {PROFILE} | device {DEVICE} | data {DATASET} | classes {NAMES}")
 print(CFG)
 report = Report("03_synfer", profile=PROFILE, dataset=DATASET, out_dir=OUT)
+report.record_caps(max_train=max_train, max_test=max_test, diffusion_epochs=diffusion_epochs, n_down=n_down)
 
 # %% [markdown]
 # ## Data

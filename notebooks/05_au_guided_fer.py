@@ -63,6 +63,9 @@ max_eval = None
 landmark_budget = None
 weights_path = None
 lambda_sweep = None
+image_size = None     # override the face size in pixels (CPU caps: 48, FER2013's own size); the heatmaps are half of it
+width = None          # override the SmallCNN width (with arch small)
+threads = None        # CPU threads for torch (None: 1 in smoke, the library default otherwise)
 
 # %%
 import copy
@@ -115,7 +118,8 @@ CFG = config.pick(PROFILE, {
               "optimizer": "sgd", "lr": 0.002, "weight_decay": 5e-4, "scheduler": "step",
               "step_size": 4, "gamma": 0.9, "lam": 9.0 if DATASET == "affectnet" else 4.0,
               "landmark_budget": 10**9, "sweep": [0.1, 1, 2, 4, 6, 9, 12, 16, 20], "threads": None},
-}, arch=arch, lam=lam, epochs=epochs, landmark_budget=landmark_budget, sweep=lambda_sweep)
+}, arch=arch, lam=lam, epochs=epochs, landmark_budget=landmark_budget, sweep=lambda_sweep,
+   size=image_size, hm_size=image_size // 2 if image_size else None, width=width, threads=threads)
 if CFG["threads"]:
     # On a shared 2-core machine one intra-op thread is several times faster than two fighting.
     torch.set_num_threads(CFG["threads"])
@@ -127,6 +131,8 @@ RUN = config.run_dir(NB, PROFILE)
 print(f"profile {PROFILE} | dataset {DATASET} (eval split {EVAL_SPLIT}) | device {DEVICE} | figures -> {OUT}")
 print(CFG)
 report = Report(NB, profile=PROFILE, dataset=DATASET if DATASET == "synth" else f"{DATASET}:{EVAL_SPLIT}", out_dir=OUT)
+report.record_caps(arch=arch, width=width, image_size=image_size, epochs=epochs, max_train=max_train,
+                   max_eval=max_eval, landmark_budget=landmark_budget, threads=threads)
 CLASSES = BASIC7                      # the paper's 7 classes (contempt is not in RAF-DB's basic set)
 K = len(CLASSES)
 

@@ -52,6 +52,14 @@ class Report:
         self.paper: dict[str, float] = {}
         self.paper_dataset: dict[str, str] = {}
         self.checks: dict[str, bool] = {}
+        self.caps: dict[str, Any] = {}
+
+    def record_caps(self, **params: Any) -> dict[str, Any]:
+        """Note the parameters that cap or change a profile (``max_train``, ``epochs``, ...; ``None``
+        values are dropped): they go into metrics.json and the table's caption, beside every number."""
+        self.caps.update({k: v if isinstance(v, (int, float, str, bool)) else repr(v)
+                          for k, v in params.items() if v is not None})
+        return dict(self.caps)
 
     def metric(self, name: str, value: Any, *, paper: float | None = None,
                paper_dataset: str | None = None) -> float | None:
@@ -75,6 +83,8 @@ class Report:
         """Ours vs the paper's numbers: a styled pandas table inline in Jupyter, else markdown text."""
         note = ("smoke profile: synthetic data and tiny models; a check that the pipeline learns, "
                 "NOT a reproduction of the paper" if self.profile == "smoke" else f"profile {self.profile}")
+        if self.caps:
+            note += "; caps: " + ", ".join(f"{k}={v}" for k, v in self.caps.items())
         cols = ["metric", "ours", "paper", "paper dataset", "our dataset", "profile"]
         try:
             import pandas as pd
@@ -93,7 +103,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {"notebook": self.notebook, "profile": self.profile, "dataset": self.dataset,
-                "device": self.device, "wall_s": round(time.time() - self.started, 2),
+                "device": self.device, "wall_s": round(time.time() - self.started, 2), "caps": self.caps,
                 "metrics": self.metrics, "paper": self.paper, "paper_dataset": self.paper_dataset,
                 "checks": self.checks}
 

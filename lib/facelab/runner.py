@@ -187,11 +187,13 @@ def write_results_md(figures: Path | None = None) -> Path:
         if checks and not all(checks.values()):
             status += " (checks failed: " + ", ".join(k for k, v in checks.items() if not v) + ")"
         metrics = d.get("metrics") or {}
+        caps = d.get("caps") or {}
+        profile = d.get("profile", "-") + (" (caps: " + ", ".join(f"{k}={v}" for k, v in caps.items()) + ")" if caps else "")
         if not metrics:
-            lines.append(f"| {nb} | - | - | - | {d.get('dataset', '-')} | - | {d.get('profile', '-')} | {_fmt(wall)} | {status} |")
+            lines.append(f"| {nb} | - | - | - | {d.get('dataset', '-')} | - | {profile} | {_fmt(wall)} | {status} |")
         for k, v in metrics.items():
             lines.append(f"| {nb} | {k} | {_fmt(v)} | {_fmt(d.get('paper', {}).get(k))} | {d.get('dataset', '-')} | "
-                         f"{d.get('paper_dataset', {}).get(k, '-')} | {d.get('profile', '-')} | {_fmt(wall)} | {status} |")
+                         f"{d.get('paper_dataset', {}).get(k, '-')} | {profile} | {_fmt(wall)} | {status} |")
     out = figures / "RESULTS.md"
     atomic_write_bytes(out, ("\n".join(lines) + "\n").encode())
     return out
