@@ -32,16 +32,6 @@ def _time(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
-def _backend(name: str):
-    """Context-free switch of facelab.synth.render's default backend ("numba" or "torch")."""
-    saved = R._numba_mod
-    if name == "torch":
-        R._numba_mod = False  # "auto" now resolves to torch
-    else:
-        R._load_numba()
-    return saved
-
-
 def _rate(n: int, size: int, repeats: int, **kw) -> tuple[float, float]:
     faces(8, size, seed=123, **kw)  # warm caches (masks, textures, topology, compiled kernels)
     wall, cpu = _time(lambda: faces(n, size, seed=0, **kw), repeats)
@@ -55,8 +45,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, float]:
     have_numba = R.numba_available()
     out["synth_numba_available"] = float(have_numba)
     for backend in (("numba", "torch") if have_numba else ("torch",)):
-        saved = _backend(backend)
-        try:
+        with R.use_backend(backend):  # the documented switch: "auto" renders with this backend
             tag = "" if backend == "numba" or not have_numba else "_torch"
             for size, n in sizes:
                 n = max(16, n // 4) if quick else n
@@ -66,8 +55,6 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, float]:
                 out[f"synth_ms_per_face_{size}px{tag}"] = round(1000.0 * s, 2)
                 if size == 112:
                     out[f"synth_faces_per_s_112px{tag}"] = round(1.0 / s, 1)
-        finally:
-            R._numba_mod = saved
     if have_numba:
         out["synth_speedup_numba_vs_torch_112px"] = round(out["synth_ms_per_face_112px_torch"]
                                                           / out["synth_ms_per_face_112px"], 1)

@@ -4,6 +4,7 @@ named measurements with units in the names (``synth_faces_per_s_112px``, ...).
     python bench/run.py            # all benchmarks
     python bench/run.py synth      # only bench_synth.py
     python bench/run.py --quick    # smaller sizes
+    python bench/run.py --quick --out /tmp/r.json   # write elsewhere (CI's smoke run of every benchmark)
 """
 from __future__ import annotations
 
@@ -21,14 +22,21 @@ def main(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
         print(__doc__)
         return 0
+    out = HERE / "results.json"
+    if "--out" in argv:
+        i = argv.index("--out")
+        if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+            print("--out needs a file path", file=sys.stderr)
+            return 2
+        out = Path(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
     unknown = [a for a in argv if a.startswith("-") and a != "--quick"]
     if unknown:
-        print(f"unknown option(s) {unknown}: expected --quick, -h/--help and benchmark names", file=sys.stderr)
+        print(f"unknown option(s) {unknown}: expected --quick, --out PATH, -h/--help and benchmark names", file=sys.stderr)
         return 2
     quick = "--quick" in argv
     only = [a for a in argv if not a.startswith("-")]
     results: dict[str, float | str] = {}
-    out = HERE / "results.json"
     if out.exists() and only:  # a partial run updates the previous results
         results.update(json.loads(out.read_text()))
     failed = []
@@ -44,6 +52,10 @@ def main(argv: list[str]) -> int:
             got = mod.run(quick=quick)
         except Exception as e:  # one broken benchmark must not hide the others
             print(f"{name}: FAILED {type(e).__name__}: {e}", file=sys.stderr)
+            failed.append(name)
+            continue
+        if not got:
+            print(f"{name}: FAILED: no measurements", file=sys.stderr)
             failed.append(name)
             continue
         print(f"{name}: {len(got)} measurements in {time.time() - t0:.0f} s")

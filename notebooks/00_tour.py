@@ -108,23 +108,16 @@ report.check("au12_moves_mouth_corners_more_than_brows", corners > 3 * brows)
 # its 20 AU intensities, the 468 and 68 landmarks, the face box and a one-line description.
 
 # %%
-try:
-    from facelab import synth
-    batch = synth.faces(CFG["n_faces"], CFG["size"], seed=seed)
-    HAVE_SYNTH = True
-except ImportError as e:  # the engine is optional for this tour only while it is being built
-    HAVE_SYNTH = False
-    print("facelab.synth not available:", e)
+from facelab import synth
 
-if HAVE_SYNTH:
-    titles = [config.EXPRESSIONS[int(l)] for l in batch.label]
-    fig = viz.image_grid(batch.images, titles, ncols=8, size=1.3)
-    axes = fig.axes
-    for ax, lm in zip(axes, batch.landmarks68):
-        ax.scatter(lm[:, 0], lm[:, 1], s=1.0, c="lime")
-    viz.savefig(fig, OUT, "synth_faces")
-    print(batch.text[0])
-    report.metric("synth_faces_shown", len(batch.label))
+batch = synth.faces(CFG["n_faces"], CFG["size"], seed=seed)
+titles = [config.EXPRESSIONS[int(l)] for l in batch.label]
+fig = viz.image_grid(batch.images, titles, ncols=8, size=1.3)
+for ax, lm in zip(fig.axes, batch.landmarks68):
+    ax.scatter(lm[:, 0], lm[:, 1], s=1.0, c="lime")
+viz.savefig(fig, OUT, "synth_faces")
+print(batch.text[0])
+report.metric("synth_faces_shown", len(batch.label))
 
 # %% [markdown]
 # ## Real data
@@ -137,8 +130,7 @@ if root is not None:
     from facelab.data import FER2013Folder
 
     ds = FER2013Folder(root, "publictest")
-    counts = ds.class_counts()
-    print(dict(zip(ds.classes, counts)))
+    print("publictest images per class:", ds.class_counts())
     report.metric("fer2013_publictest_images", len(ds))
     imgs = [np.asarray(ds[i][0]) for i in range(16)]
     viz.savefig(viz.image_grid(imgs, [ds.classes[ds.labels[i]] for i in range(16)]), OUT, "fer2013_samples")

@@ -82,7 +82,8 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> np.random.Gener
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    os.environ["PYTHONHASHSEED"] = str(seed)
+    # (PYTHONHASHSEED is not set here: it only acts when a Python process starts; nothing in
+    # facelab depends on str hashing order.)
     try:
         import torch
     except ImportError:  # pragma: no cover

@@ -8,6 +8,8 @@ rasteriser used.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -43,10 +45,32 @@ def numba_available() -> bool:
     return _load_numba() is not None
 
 
+#: What "auto" resolves to while :func:`use_backend` is active (None: numba when it imports).
+_auto_override: str | None = None
+
+
+@contextmanager
+def use_backend(backend: str):
+    """Within the block, "auto" (what :func:`facelab.synth.faces` renders with) means ``backend``.
+
+    The public switch for benchmarks and debugging: ``with render.use_backend("torch"): faces(...)``."""
+    global _auto_override
+    if backend not in ("numba", "torch"):
+        raise ValueError(f"use_backend: expected 'numba' or 'torch', got {backend!r}")
+    resolve_backend(backend)  # fails now, with its message, when numba is asked for and missing
+    saved, _auto_override = _auto_override, backend
+    try:
+        yield
+    finally:
+        _auto_override = saved
+
+
 def resolve_backend(backend: str = "auto") -> str:
     if backend not in BACKENDS:
         raise ValueError(f"unknown render backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     if backend == "auto":
+        if _auto_override is not None:
+            return _auto_override
         return "numba" if numba_available() else "torch"
     if backend == "numba" and not numba_available():
         raise RuntimeError("render backend 'numba' requested but numba does not import; use backend='torch'")
