@@ -9,6 +9,6 @@ mkdir -p runs && : > "$out"
 for cap in default avx2 avx512; do
   for seed in 0 1 2 3 4; do
     ATEN_CPU_CAPABILITY=$cap FACELAB_TEST_SEED=$seed .venv/bin/python -m pytest -q -s -m learning -p no:cacheprovider "$@" tests \
-      2>&1 | grep -E "^LEARNING|passed|failed" | sed "s/^/$cap seed$seed /" | tee -a "$out"
+      2>&1 | grep -oE "LEARNING .*|[0-9]+ (passed|failed).*" | sed "s/^/$cap seed$seed /" | tee -a "$out"
   done
 done
