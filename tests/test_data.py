@@ -690,3 +690,15 @@ def test_real_fer2013_publictest_in_memory():
 def test_real_300w_afw_folder():
     ds = Landmarks300W(_real_root("landmarks300w") / "afw")
     assert len(ds) == 337 and ds.landmarks.shape == (337, 68, 2) and ds.report().n_skipped == 0
+
+
+def test_full_ck48_shares_six_classes_with_fer2013(tmp_path):
+    # The cross-dataset path of the FER notebooks (eval_dataset="ck48"): CK+48's seven folders
+    # (with contempt, without neutral) against FER2013's seven classes leave six shared classes.
+    ck = CK48Folder(make_ck48(tmp_path / "ck48", folders=("anger", "contempt", "disgust", "fear", "happy",
+                                                          "sadness", "surprise")))
+    fer = FER2013Folder(make_fer_folder(tmp_path / "fer"), "train")
+    shared = common_classes(fer, ck)
+    assert set(shared) == {"happy", "sad", "surprise", "fear", "disgust", "anger"}
+    _, ck_sub = common_subset(fer, ck)
+    assert len(ck_sub) == 12 and ck_sub.report().excluded == {"class outside the subset": 2}  # contempt out
