@@ -37,10 +37,11 @@ from ..config import BASIC7, torch_threads
 FER_FACE_SCALE = (0.82, 0.98)
 
 
-def synthetic_fer(n: int, seed: int = 0, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
-    """(n, size, size) uint8 grey synthetic faces of the 7 basic classes and labels (n,)."""
+def synthetic_fer(n: int, seed: int = 0, size: int = 48, **kw) -> tuple[np.ndarray, np.ndarray]:
+    """(n, size, size) uint8 grey synthetic faces of the 7 basic classes and labels (n,);
+    ``kw`` go to :func:`facelab.synth.generators.faces`."""
     from .generators import faces
-    b = faces(n, size, expressions=list(BASIC7), seed=seed, face_scale=FER_FACE_SCALE)
+    b = faces(n, size, expressions=list(BASIC7), seed=seed, face_scale=FER_FACE_SCALE, **kw)
     grey = b.images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as PIL "L"
     return np.clip(grey + 0.5, 0, 255).astype(np.uint8), b.label.astype(np.int64)
 
@@ -86,13 +87,48 @@ def _augment(x: torch.Tensor, g: torch.Generator, shift: int = 2) -> torch.Tenso
     return pad[:, :, dy:dy + x.shape[2], dx:dx + x.shape[3]]
 
 
-def train_classifier(x: np.ndarray, y: np.ndarray, epochs: int = 4, width: int = 8, batch: int = 32,
-                     lr: float = 3e-3, seed: int = 0) -> torch.nn.Module:
-    """A SmallCNN trained on (N, 48, 48) uint8 grey images; class-weighted cross-entropy."""
+class PlainCNN(torch.nn.Module):
+    """A plain three-block CNN (conv-BN-ReLU then 2x2 max-pool, three times; dropout; linear),
+    the second critic's architecture: no strided convolutions and a flattened head (position
+    aware) instead of SmallCNN's global average pool, so the two critics fail differently."""
+
+    def __init__(self, num_classes: int = 7, in_chans: int = 1, width: int = 8, size: int = 48 // 2) -> None:
+        super().__init__()
+        nn = torch.nn
+        w = width
+
+        def block(cin, cout):
+            return [nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                    nn.MaxPool2d(2)]
+
+        self.features = nn.Sequential(*block(in_chans, w), *block(w, 2 * w), *block(2 * w, 4 * w))
+        side = size // 8
+        self.fc = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * w * side * side, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+#: Classifier architectures :func:`train_classifier` knows.
+ARCHS = ("small", "plain")
+
+
+def make_classifier(arch: str, width: int) -> torch.nn.Module:
     from ..nn.backbones import fer_classifier
+    if arch == "small":
+        return fer_classifier("small", len(BASIC7), in_chans=1, width=width)
+    if arch == "plain":
+        return PlainCNN(len(BASIC7), 1, width, 48 // POOL)
+    raise ValueError(f"unknown critic architecture {arch!r}: expected one of {', '.join(ARCHS)}")
+
+
+def train_classifier(x: np.ndarray, y: np.ndarray, epochs: int = 4, width: int = 8, batch: int = 32,
+                     lr: float = 3e-3, seed: int = 0, arch: str = "small") -> torch.nn.Module:
+    """A classifier (``arch`` in :data:`ARCHS`) trained on (N, 48, 48) uint8 grey images;
+    class-weighted cross-entropy."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = fer_classifier("small", len(BASIC7), in_chans=1, width=width)
+        model = make_classifier(arch, width)
     g = torch.Generator().manual_seed(seed)
     xt, yt = _standardise(x), torch.as_tensor(y)
     counts = torch.bincount(yt, minlength=len(BASIC7)).float()
@@ -125,71 +161,159 @@ def evaluate(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 
             "per_class": per, "confusion": conf, "n": int(len(y))}
 
 
+#: The two real-face critics: (name, architecture, FER2013 split it learns from, seed).
+#: "tune" is the one to tune the engine against; "heldout" (another architecture, another
+#: split, another seed) is the one to report with, so that tuning cannot overfit it.
+CRITICS = (("tune", "small", "train", 0), ("heldout", "plain", "publictest", 1))
+
+
+def _critic(name, arch, split, seed, root, per_class, epochs, width, cache, log):
+    xr, yr = fer2013_arrays(root, split, per_class, seed)
+    key = f"{name}-{arch}-{split}-{per_class}-{epochs}-{width}-{seed}-pool{POOL}.pt"
+    path = Path(cache) / key if cache else None
+    if path is not None and path.exists():
+        model = make_classifier(arch, width)
+        model.load_state_dict(torch.load(path, map_location="cpu"))
+        log(f"critic {name}: loaded {path}")
+        return model.eval(), len(yr)
+    t = time.perf_counter()
+    model = train_classifier(xr, yr, epochs, width, seed=seed, arch=arch)
+    log(f"critic {name}: {arch} on FER2013 {split} ({len(yr)} images), {time.perf_counter() - t:.0f} s")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+    return model, len(yr)
+
+
 def run(data_root: str | os.PathLike | None = None, real_per_class: int = 500, n_synth: int = 3500,
         n_synth_test: int = 700, epochs: int = 4, width: int = 8, seed: int = 0,
-        shuffle_labels: bool = False, threads: int | None = 1) -> dict:
-    """Both directions; returns ``{"real_to_synth": evaluate(...), "synth_to_real": ..., "seconds": ...}``.
+        shuffle_labels: bool = False, threads: int | None = 1, critic_cache: str | os.PathLike | None = None,
+        real_test_per_class: int = 300, synth_kw: dict | None = None, verbose: bool = False) -> dict:
+    """Both directions with two real-face critics (:data:`CRITICS`).
+
+    Returns a dict of :func:`evaluate` results:
+
+    * ``real_to_synth``: the held-out critic (``plain`` CNN trained on FER2013 publictest)
+      on fresh engine faces -- the number to report;
+    * ``real_to_synth_tune``: the tuning critic (``small`` CNN trained on FER2013 train);
+    * ``real_to_real`` / ``real_to_real_heldout``: each critic on real faces it never saw
+      (publictest / a train subset), the in-domain reference;
+    * ``synth_to_real``: a ``small`` CNN trained on engine faces only, tested on FER2013
+      publictest (report); ``synth_to_real_tune``: the same model on a FER2013 train subset
+      (tune on this one); ``synth_to_synth``: in-domain reference.
 
     ``shuffle_labels`` permutes the training labels (a control: both directions fall to chance).
     ``threads`` sets torch's threads for the run (1 is fastest on a small shared machine).
+    ``critic_cache``: a folder where trained critics are stored and reused (they do not depend
+    on the engine). ``synth_kw``: extra keyword arguments for :func:`synthetic_fer`'s renderer.
     """
     root = data_root or os.environ.get("FACELAB_DATA")
     if not root:
         raise RuntimeError("set FACELAB_DATA (or pass data_root) to the folder holding fer2013/")
+    log = print if verbose else (lambda *_: None)
+    if shuffle_labels:
+        critic_cache = None
+    skw = synth_kw or {}
     with torch_threads(threads or None):
         t0 = time.perf_counter()
         rng = np.random.default_rng(seed)
-        xr, yr = fer2013_arrays(root, "train", real_per_class, seed)
         xp, yp = fer2013_arrays(root, "publictest")
-        xs, ys = synthetic_fer(n_synth, seed=seed + 1)
-        xst, yst = synthetic_fer(n_synth_test, seed=seed + 2)
-        if shuffle_labels:
-            yr, ys = rng.permutation(yr), rng.permutation(ys)
+        xv, yv = fer2013_arrays(root, "train", real_test_per_class, seed + 1000)  # held-out critic's real test
+        xs, ys = synthetic_fer(n_synth, seed=seed + 1, **skw)
+        xst, yst = synthetic_fer(n_synth_test, seed=seed + 2, **skw)
         t1 = time.perf_counter()
-        m_real = train_classifier(xr, yr, epochs, width, seed=seed)
-        r2s = evaluate(m_real, xst, yst)
-        r2r = evaluate(m_real, xp, yp)  # in-domain reference
+        log(f"data: {t1 - t0:.0f} s")
+        res, sizes = {}, {}
+        for name, arch, split, cseed in CRITICS:
+            if shuffle_labels:
+                xr, yr = fer2013_arrays(root, split, real_per_class, seed + cseed)
+                model = train_classifier(xr, rng.permutation(yr), epochs, width, seed=seed + cseed, arch=arch)
+                sizes[name] = len(yr)
+            else:
+                model, sizes[name] = _critic(name, arch, split, seed + cseed, root,
+                                             real_per_class if split == "train" else None,
+                                             epochs, width, critic_cache, log)
+            suffix = "" if name == "heldout" else "_tune"
+            res["real_to_synth" + suffix] = evaluate(model, xst, yst)
+            if split == "train":
+                res["real_to_real"] = evaluate(model, xp, yp)
+            else:
+                res["real_to_real_heldout"] = evaluate(model, xv, yv)
         t2 = time.perf_counter()
+        if shuffle_labels:
+            ys = rng.permutation(ys)
         m_syn = train_classifier(xs, ys, epochs, width, seed=seed)
-        s2r = evaluate(m_syn, xp, yp)
-        s2s = evaluate(m_syn, xst, yst)  # in-domain reference
+        res["synth_to_real"] = evaluate(m_syn, xp, yp)
+        res["synth_to_real_tune"] = evaluate(m_syn, xv, yv)
+        res["synth_to_synth"] = evaluate(m_syn, xst, yst)
         t3 = time.perf_counter()
-    return {"real_to_synth": r2s, "real_to_real": r2r, "synth_to_real": s2r, "synth_to_synth": s2s,
-            "seconds": {"data": t1 - t0, "real_model": t2 - t1, "synth_model": t3 - t2},
-            "config": {"real_train": len(yr), "synth_train": len(ys), "synth_test": len(yst),
-                       "real_test": len(yp), "epochs": epochs, "width": width, "seed": seed,
-                       "shuffle_labels": shuffle_labels}}
+        log(f"synthetic model: {t3 - t2:.0f} s")
+    res["seconds"] = {"data": t1 - t0, "critics": t2 - t1, "synth_model": t3 - t2}
+    res["config"] = {"critics": {c[0]: f"{c[1]}@{c[2]}({sizes[c[0]]})" for c in CRITICS},
+                     "synth_train": len(ys), "synth_test": len(yst), "real_test": len(yp),
+                     "epochs": epochs, "width": width, "seed": seed, "shuffle_labels": shuffle_labels}
+    return res
+
+
+#: Table columns: (header, result key).
+COLUMNS = (("r->s held", "real_to_synth"), ("s->r pub", "synth_to_real"), ("r->s tune", "real_to_synth_tune"),
+           ("s->r tune", "synth_to_real_tune"), ("r->r", "real_to_real"), ("r->r held", "real_to_real_heldout"),
+           ("s->s", "synth_to_synth"))
 
 
 def format_table(res: dict) -> str:
-    cols = [("real->synth", "real_to_synth"), ("synth->real", "synth_to_real"),
-            ("real->real", "real_to_real"), ("synth->synth", "synth_to_synth")]
-    lines = [f"{'class':<10}" + "".join(f"{h:>14}" for h, _ in cols)]
+    """Per-class recall, balanced and plain accuracy of every direction in ``res``."""
+    cols = [(h, k) for h, k in COLUMNS if k in res]
+    lines = [f"{'class':<10}" + "".join(f"{h:>11}" for h, _ in cols)]
     for c in BASIC7:
-        lines.append(f"{c:<10}" + "".join(f"{res[k]['per_class'][c]:>14.3f}" for _, k in cols))
-    lines.append(f"{'balanced':<10}" + "".join(f"{res[k]['balanced_accuracy']:>14.3f}" for _, k in cols))
-    lines.append(f"{'accuracy':<10}" + "".join(f"{res[k]['accuracy']:>14.3f}" for _, k in cols))
-    lines.append(f"{'n test':<10}" + "".join(f"{res[k]['n']:>14d}" for _, k in cols))
-    lines.append(f"chance = {1 / len(BASIC7):.3f}; train/test sizes {res['config']}; "
-                 f"seconds {', '.join(f'{k} {v:.0f}' for k, v in res['seconds'].items())}")
+        lines.append(f"{c:<10}" + "".join(f"{res[k]['per_class'][c]:>11.3f}" for _, k in cols))
+    lines.append(f"{'balanced':<10}" + "".join(f"{res[k]['balanced_accuracy']:>11.3f}" for _, k in cols))
+    lines.append(f"{'accuracy':<10}" + "".join(f"{res[k]['accuracy']:>11.3f}" for _, k in cols))
+    lines.append(f"{'n test':<10}" + "".join(f"{res[k]['n']:>11d}" for _, k in cols))
+    lines.append(f"chance = {1 / len(BASIC7):.3f}; held = held-out critic (report), tune = tuning critic; "
+                 f"config {res['config']}; seconds {', '.join(f'{k} {v:.0f}' for k, v in res['seconds'].items())}")
+    return "\n".join(lines)
+
+
+def au_profile_table(real: dict, engine: dict | None = None, aus=None) -> str:
+    """Mean estimated AU intensity per class, real (FER2013) beside the engine's, as text.
+
+    ``real`` / ``engine``: {class: (20,) mean AUs} (see :mod:`facelab.synth.calibrate`)."""
+    from ..mesh import AU_NAMES
+    aus = list(aus or AU_NAMES)
+    idx = [AU_NAMES.index(a) for a in aus]
+    lines = [f"{'class':<9}{'src':<7}" + "".join(f"{a[2:]:>5}" for a in aus)]
+    for c in real:
+        lines.append(f"{c:<9}{'real':<7}" + "".join(f"{real[c][i]:>5.2f}" for i in idx))
+        if engine is not None and c in engine:
+            lines.append(f"{'':<9}{'engine':<7}" + "".join(f"{engine[c][i]:>5.2f}" for i in idx))
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=None, help="folder holding fer2013/ (default: $FACELAB_DATA)")
-    ap.add_argument("--real", type=int, default=1500, help="FER2013 train images per class (disgust has 436)")
-    ap.add_argument("--synth", type=int, default=10000, help="synthetic training faces")
-    ap.add_argument("--synth-test", type=int, default=2100)
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--real", type=int, default=1000, help="FER2013 train images per class for the tuning critic "
+                    "(disgust has 436)")
+    ap.add_argument("--synth", type=int, default=4000, help="synthetic training faces")
+    ap.add_argument("--synth-test", type=int, default=1400)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--width", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--critic-cache", default=None, help="folder to store/reuse the trained critics")
+    ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--shuffle-labels", action="store_true", help="control run: permuted training labels")
     a = ap.parse_args(argv)
-    res = run(a.data, a.real, a.synth, a.synth_test, a.epochs, a.width, a.seed, a.shuffle_labels)
+    res = run(a.data, a.real, a.synth, a.synth_test, a.epochs, a.width, a.seed, a.shuffle_labels,
+              critic_cache=a.critic_cache, verbose=True)
     print(format_table(res))
     for name in ("real_to_synth", "synth_to_real"):
         print(f"\nconfusion {name} (rows true, cols predicted; {', '.join(BASIC7)}):\n{res[name]['confusion']}")
+    if a.json:
+        import json
+        out = {k: ({kk: (vv.tolist() if isinstance(vv, np.ndarray) else vv) for kk, vv in v.items()}
+                   if isinstance(v, dict) else v) for k, v in res.items()}
+        Path(a.json).write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
