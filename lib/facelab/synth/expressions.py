@@ -7,14 +7,26 @@ in its place). Values are apex intensities on 0-5, kept at or below :data:`AU_MA
 ===========  ===========================================================================
 neutral      (none)
 happy        AU06 2.0, AU12 2.6, AU25 1.0
-sad          AU01 3.0, AU04 2.2, AU15 1.4, AU17 0.8
+sad          AU01 3.5, AU04 3.4, AU07 1.7, AU15 2.8, AU17 2.2, AU23 1.1, AU24 1.1, AU43 0.4
 surprise     AU01 3.5, AU02 3.5, AU05 1.4, AU25 1.5, AU26 2.0
-fear         AU01 3.0, AU02 2.0, AU04 1.8, AU05 1.4, AU07 1.0, AU20 1.3, AU25 1.5, AU26 0.8
-disgust      AU09 1.1, AU10 2.6, AU15 0.8, AU17 0.8, AU25 0.8
-anger        AU04 3.0, AU05 1.0, AU07 2.5, AU23 2.5, AU24 1.5
+fear         AU01 4.0, AU02 2.9, AU04 2.9, AU05 1.6, AU10 1.7, AU20 2.5, AU25 3.4, AU26 2.5
+disgust      AU04 1.7, AU07 2.3, AU09 3.0, AU10 3.4, AU15 1.7, AU17 1.7, AU25 0.6
+anger        AU04 4.0, AU07 3.4, AU09 1.1, AU10 2.9, AU23 1.1, AU24 0.6, AU25 2.3, AU26 1.4
 contempt     AU12 2.6, AU14 2.0 on the subject's right side only (R12A+R14A)
 ===========  ===========================================================================
 
+Calibration on real faces (:mod:`facelab.synth.calibrate`, numbers in ``calibration.json``):
+the EMFACS prototypes above were the prior (issue 21: the four negative expressions read as
+neutral to a CNN trained on FER2013). Landmark AU estimates on FER2013 train (150 faces per
+class, delta from the neutral class) moved them where the real profiles show an AU the prior
+lacked or under-weighted -- sad: AU07, AU23, AU24 (+0.4 each) and a stronger AU04 (+0.5);
+fear: AU10 (+0.7) and AU01 (+0.5); disgust: AU04 (+0.2) over AU10 (+0.5); anger: AU04
+(+0.3) -- and the cross-domain critic (:mod:`facelab.synth.realism`, tuning critic only)
+set the sizes: FER2013's angry and fearful faces mostly have the mouth open (anger: AU10 +
+AU25/26 bared teeth instead of only pressed lips; fear: a wide stretched mouth), and all
+four need ~1.15x the EMFACS intensities to leave the "neutral" class at 48 px. The landmark
+chain reads only a fraction of an AU unit back (its gain on engine faces is well below 1 and
+it misses mouth opening), so the data set the direction, the prior and the critic the size.
 Compound expressions (Du, Tao & Martinez 2014, PNAS, prototypical AUs):
 
 =====================  ===============================================================
@@ -33,7 +45,9 @@ disgustedly_surprised  AU01 3.0, AU02 3.0, AU05 1.2, AU10 2.5
 :data:`AU_MAX` is the largest intensity per AU whose renders we looked at and judged
 plausible (the PLS model extrapolates badly above it: AU09 at 3 folds the face, AU05 at 3
 gives cartoon eyes, AU43 at 1 already closes the lids). Sampling never exceeds it; explicit
-AUs up to 5 are accepted but may distort.
+AUs up to 5 are accepted but may distort. AU04, AU07, AU09, AU15 and AU20 have a
+region-limited boost (``geometry.au_boost_basis``) that removes the PLS model's far-field
+noise, so their limits are higher than the PLS model alone allowed.
 """
 from __future__ import annotations
 
@@ -42,19 +56,19 @@ import numpy as np
 from ..config import EXPRESSIONS
 from ..mesh import AU_INDEX, AU_NAMES  # noqa: F401  (re-exported)
 
-AU_MAX = {"AU01": 4.5, "AU02": 4.5, "AU04": 3.0, "AU05": 1.6, "AU06": 3.0, "AU07": 3.0, "AU09": 1.2,
-          "AU10": 3.0, "AU11": 3.0, "AU12": 3.0, "AU14": 2.0, "AU15": 1.5, "AU17": 1.5, "AU20": 1.5,
+AU_MAX = {"AU01": 4.5, "AU02": 4.5, "AU04": 4.0, "AU05": 1.6, "AU06": 3.0, "AU07": 3.5, "AU09": 3.0,
+          "AU10": 3.5, "AU11": 3.0, "AU12": 3.0, "AU14": 2.0, "AU15": 3.0, "AU17": 2.2, "AU20": 2.5,
           "AU23": 3.0, "AU24": 2.5, "AU25": 4.0, "AU26": 2.5, "AU28": 2.0, "AU43": 1.2}
 AU_MAX_VEC = np.array([AU_MAX[a] for a in AU_NAMES], np.float32)
 
 BASIC = {
     "neutral": {},
     "happy": {"AU06": 2.0, "AU12": 2.6, "AU25": 1.0},
-    "sad": {"AU01": 3.0, "AU04": 2.2, "AU15": 1.4, "AU17": 0.8},
+    "sad": {"AU01": 3.5, "AU04": 3.4, "AU07": 1.7, "AU15": 2.8, "AU17": 2.2, "AU23": 1.1, "AU24": 1.1, "AU43": 0.4},
     "surprise": {"AU01": 3.5, "AU02": 3.5, "AU05": 1.4, "AU25": 1.5, "AU26": 2.0},
-    "fear": {"AU01": 3.0, "AU02": 2.0, "AU04": 1.8, "AU05": 1.4, "AU07": 1.0, "AU20": 1.3, "AU25": 1.5, "AU26": 0.8},
-    "disgust": {"AU09": 1.1, "AU10": 2.6, "AU15": 0.8, "AU17": 0.8, "AU25": 0.8},
-    "anger": {"AU04": 3.0, "AU05": 1.0, "AU07": 2.5, "AU23": 2.5, "AU24": 1.5},
+    "fear": {"AU01": 4.0, "AU02": 2.9, "AU04": 2.9, "AU05": 1.6, "AU10": 1.7, "AU20": 2.5, "AU25": 3.4, "AU26": 2.5},
+    "disgust": {"AU04": 1.7, "AU07": 2.3, "AU09": 3.0, "AU10": 3.4, "AU15": 1.7, "AU17": 1.7, "AU25": 0.6},
+    "anger": {"AU04": 4.0, "AU07": 3.4, "AU09": 1.1, "AU10": 2.9, "AU23": 1.1, "AU24": 0.6, "AU25": 2.3, "AU26": 1.4},
     "contempt": {"AU12": 2.6, "AU14": 2.0},
 }
 #: Expressions whose AUs act on the subject's right side only.
