@@ -80,6 +80,39 @@ def engine_profiles(n: int = 1050, seed: int = 5, **kw) -> dict:
     return profiles(x, y)
 
 
+def chain_gain(n: int = 420, seed: int = 11, **kw) -> dict:
+    """How much of a true AU unit the measuring chain reads back, per AU, on engine faces.
+
+    Renders ``n`` FER-framed engine faces of the seven basic classes (known AUs: the batch's
+    ground truth), runs the same chain as on FER2013 (:func:`landmarks` ->
+    ``estimate_aus``) and fits, per AU, the least-squares slope of the estimate on the truth
+    (with an intercept): ``{"gain": {AU: slope}, "corr": {AU: r}, "n": n}``. A reading of a
+    real face's delta divided by the gain is then in the engine's AU units (only where the
+    correlation shows the chain sees the AU at all)."""
+    from ..faces.au_estimate import estimate_aus
+    from .generators import faces
+    from .realism import FER_FACE_SCALE
+    b = faces(n, 48, expressions=list(BASIC7), seed=seed, face_scale=FER_FACE_SCALE, **kw)
+    grey = np.clip(b.images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) + 0.5, 0, 255)
+    est = estimate_aus(landmarks(grey.astype(np.uint8)), y_down=True)
+    gain, corr = {}, {}
+    for j, a in enumerate(AU_NAMES):
+        t, e = b.aus[:, j].astype(np.float64), est[:, j].astype(np.float64)
+        vt = t.var()
+        gain[a] = float(((t - t.mean()) * (e - e.mean())).mean() / vt) if vt > 1e-6 else float("nan")
+        corr[a] = float(np.corrcoef(t, e)[0, 1]) if vt > 1e-6 and e.std() > 1e-9 else float("nan")
+    return {"gain": gain, "corr": corr, "n": int(n)}
+
+
+def corrected_deltas(real: dict, gain: dict, min_corr: float = 0.3) -> dict:
+    """Real per-class deltas from neutral in engine AU units: each AU's delta divided by the
+    chain's gain where the chain sees the AU (correlation >= ``min_corr`` and gain > 0.05),
+    NaN elsewhere (no trustworthy reading)."""
+    g = np.array([gain["gain"][a] if gain["corr"][a] >= min_corr and gain["gain"][a] > 0.05 else np.nan
+                  for a in AU_NAMES])
+    return {c: d / g for c, d in deltas(real).items()}
+
+
 def deltas(prof: dict) -> dict:
     """{class: (20,) mean minus the neutral class's mean}."""
     neu = np.asarray(prof["mean"]["neutral"])
@@ -97,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default=os.environ.get("FACELAB_DATA"))
     ap.add_argument("--per-class", type=int, default=150)
     ap.add_argument("--engine", type=int, default=1050)
+    ap.add_argument("--gain", type=int, default=0, help="also measure the chain's per-AU gain on this many "
+                    "engine faces and print the real deltas corrected by it")
     ap.add_argument("--write", action="store_true", help=f"store the statistics in {CALIBRATION.name}")
     a = ap.parse_args(argv)
     if not a.data:
@@ -109,9 +144,19 @@ def main(argv: list[str] | None = None) -> None:
                            {c: np.asarray(eng["mean"][c]) for c in BASIC7}))
     print("\ndelta from neutral:")
     print(au_profile_table(dr, de))
+    gain = None
+    if a.gain:
+        gain = chain_gain(a.gain)
+        print("\nchain gain (slope of estimate on truth, engine faces) / correlation:")
+        print("  ".join(f"{k[2:]} {gain['gain'][k]:.2f}/{gain['corr'][k]:.2f}" for k in AU_NAMES))
+        print("\nreal delta from neutral in engine AU units (delta / gain; nan: chain blind to the AU):")
+        print(au_profile_table(corrected_deltas(real, gain)))
     if a.write:
-        CALIBRATION.write_text(json.dumps({"source": f"FER2013 train, {a.per_class} per class; engine {a.engine} faces",
-                                           "aus": list(AU_NAMES), "real": real, "engine": eng}, indent=0))
+        out = {"source": f"FER2013 train, {a.per_class} per class; engine {a.engine} faces",
+               "aus": list(AU_NAMES), "real": real, "engine": eng}
+        if gain is not None:
+            out["gain"] = gain
+        CALIBRATION.write_text(json.dumps(out, indent=0))
         print(f"wrote {CALIBRATION}")
 
 

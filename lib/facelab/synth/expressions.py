@@ -7,11 +7,11 @@ in its place). Values are apex intensities on 0-5, kept at or below :data:`AU_MA
 ===========  ===========================================================================
 neutral      (none)
 happy        AU06 2.0, AU12 2.6, AU25 1.0
-sad          AU01 3.5, AU04 3.4, AU07 1.7, AU15 2.8, AU17 2.2, AU23 1.1, AU24 1.1, AU43 0.4
+sad          AU01 4.0, AU04 3.5, AU07 1.5, AU15 3.0, AU17 1.0, AU43 0.9
 surprise     AU01 3.5, AU02 3.5, AU05 1.4, AU25 1.5, AU26 2.0
-fear         AU01 4.0, AU02 2.9, AU04 2.9, AU05 1.6, AU10 1.7, AU20 2.5, AU25 3.4, AU26 2.5
-disgust      AU04 1.7, AU07 2.3, AU09 3.0, AU10 3.4, AU15 1.7, AU17 1.7, AU25 0.6
-anger        AU04 4.0, AU07 3.4, AU09 1.1, AU10 2.9, AU23 1.1, AU24 0.6, AU25 2.3, AU26 1.4
+fear         AU01 4.0, AU02 2.5, AU04 3.0, AU05 1.6, AU10 1.0, AU20 3.0, AU25 2.5, AU26 1.0
+disgust      AU04 1.5, AU09 3.0, AU10 3.5, AU15 2.0, AU20 1.5, AU25 2.0, AU26 1.5
+anger        AU04 4.0, AU05 0.5, AU07 3.5, AU09 2.0, AU10 3.0, AU23 1.0, AU25 2.5, AU26 1.5
 contempt     AU12 2.6, AU14 2.0 on the subject's right side only (R12A+R14A)
 ===========  ===========================================================================
 
@@ -57,18 +57,18 @@ from ..config import EXPRESSIONS
 from ..mesh import AU_INDEX, AU_NAMES  # noqa: F401  (re-exported)
 
 AU_MAX = {"AU01": 4.5, "AU02": 4.5, "AU04": 4.0, "AU05": 1.6, "AU06": 3.0, "AU07": 3.5, "AU09": 3.0,
-          "AU10": 3.5, "AU11": 3.0, "AU12": 3.0, "AU14": 2.0, "AU15": 3.0, "AU17": 2.2, "AU20": 2.5,
+          "AU10": 3.5, "AU11": 3.0, "AU12": 3.0, "AU14": 2.0, "AU15": 3.0, "AU17": 2.2, "AU20": 3.0,
           "AU23": 3.0, "AU24": 2.5, "AU25": 4.0, "AU26": 2.5, "AU28": 2.0, "AU43": 1.2}
 AU_MAX_VEC = np.array([AU_MAX[a] for a in AU_NAMES], np.float32)
 
 BASIC = {
     "neutral": {},
     "happy": {"AU06": 2.0, "AU12": 2.6, "AU25": 1.0},
-    "sad": {"AU01": 3.5, "AU04": 3.4, "AU07": 1.7, "AU15": 2.8, "AU17": 2.2, "AU23": 1.1, "AU24": 1.1, "AU43": 0.4},
+    "sad": {"AU01": 4.0, "AU04": 3.5, "AU07": 1.5, "AU15": 3.0, "AU17": 1.0, "AU43": 0.9},
     "surprise": {"AU01": 3.5, "AU02": 3.5, "AU05": 1.4, "AU25": 1.5, "AU26": 2.0},
-    "fear": {"AU01": 4.0, "AU02": 2.9, "AU04": 2.9, "AU05": 1.6, "AU10": 1.7, "AU20": 2.5, "AU25": 3.4, "AU26": 2.5},
-    "disgust": {"AU04": 1.7, "AU07": 2.3, "AU09": 3.0, "AU10": 3.4, "AU15": 1.7, "AU17": 1.7, "AU25": 0.6},
-    "anger": {"AU04": 4.0, "AU07": 3.4, "AU09": 1.1, "AU10": 2.9, "AU23": 1.1, "AU24": 0.6, "AU25": 2.3, "AU26": 1.4},
+    "fear": {"AU01": 4.0, "AU02": 2.5, "AU04": 3.0, "AU05": 1.6, "AU10": 1.0, "AU20": 3.0, "AU25": 2.5, "AU26": 1.0},
+    "disgust": {"AU04": 1.5, "AU09": 3.0, "AU10": 3.5, "AU15": 2.0, "AU20": 1.5, "AU25": 2.0, "AU26": 1.5},
+    "anger": {"AU04": 4.0, "AU05": 0.5, "AU07": 3.5, "AU09": 2.0, "AU10": 3.0, "AU23": 1.0, "AU25": 2.5, "AU26": 1.5},
     "contempt": {"AU12": 2.6, "AU14": 2.0},
 }
 #: Expressions whose AUs act on the subject's right side only.

@@ -117,7 +117,7 @@ def layer_masks(res: int) -> torch.Tensor:
     crow = (gauss(fuv[33] - [0.05, 0], 0.02, 0.03) + gauss(fuv[263] + [0.05, 0], 0.02, 0.03)) * (
         0.5 + 0.5 * np.cos(vv * 2 * np.pi * 40 + uu * 20)) ** 6
     naso = np.exp(-(np.minimum(_polyline_dist(fuv[[98, 216, 61]], res, closed=False),
-                               _polyline_dist(fuv[[327, 436, 291]], res, closed=False)) / 0.008) ** 2)
+                               _polyline_dist(fuv[[327, 436, 291]], res, closed=False)) / 0.016) ** 2) * 0.6
     m["wrinkles"] = np.clip(fore + crow + naso, 0, 1)
     m = {k: np.where(_face_or_atlas(k, vv), v, 0.0) for k, v in m.items()}
     return torch.tensor(np.stack([m[k] for k in LAYERS]), dtype=torch.float32)
@@ -138,19 +138,20 @@ CUES = (
     ("brow_shadow", {"AU04": 0.7, "AU09": 0.3}, 0.35),  # the lowered brow shadows the upper lid
     ("forehead_mid", {"AU01": 1.0}, 0.40),            # horizontal forehead lines, centre (inner brow raiser)
     ("forehead_side", {"AU02": 1.0}, 0.35),           # ... lateral (outer brow raiser)
-    ("nasolabial", {"AU09": 1.0, "AU10": 0.8, "AU12": 0.45}, 0.55),  # deepened nasolabial folds
+    ("nasolabial", {"AU09": 1.0, "AU10": 0.8, "AU12": 0.45}, 0.35),  # deepened nasolabial folds
     ("nose_wrinkles", {"AU09": 1.0}, 0.5),            # wrinkles across the nose root
     ("chin_boss", {"AU17": 1.0}, 0.45),               # chin boss: sulcus under the lip, dimpled chin
     ("lip_press", {"AU23": 0.6, "AU24": 1.0}, 0.6),   # pressed lips: a dark line where they meet
     ("lip_fade", {"AU23": 0.6, "AU24": 1.0}, 0.55),   # ... and narrowed, paler red margins
-    ("marionette", {"AU15": 1.0, "AU17": 0.3}, 0.5),  # lines down from the depressed lip corners
+    ("marionette", {"AU15": 1.0, "AU17": 0.3}, 0.3),  # lines down from the depressed lip corners
     ("lower_lid", {"AU07": 1.0, "AU06": 0.3}, 0.3),   # the tightened lower lid's bulge line
 )
 
 
 @lru_cache(maxsize=4)
 def cue_masks(res: int) -> np.ndarray:
-    """(2 * len(CUES), res, res) masks in [0, 1]: each cue's subject-right half, then its left."""
+    """(2 * len(CUES), res, res) masks in [-1, 1] (negative: a highlight, lightening the skin):
+    each cue's subject-right half, then its left."""
     topo = G.topology()
     fuv = _atlas_uv(topo.face_uv)
     c = (np.arange(res) + 0.5) / res
@@ -163,15 +164,23 @@ def cue_masks(res: int) -> np.ndarray:
     def line(pts, width):
         return np.exp(-(_polyline_dist(np.asarray(pts, np.float64), res, closed=False) / width) ** 2)
 
+    # folds as real ones look at 48 px: a wide, soft Gaussian-profile crease (a shadow, not a
+    # stroke) with a light highlight on the bulging side (the cheek, lateral/above); negative
+    # mask values lighten the skin
+    def fold(pts, width, hi_offset, hi=0.45):
+        pts = np.asarray(pts, np.float64)
+        return line(pts, width) - hi * line(pts + np.asarray(hi_offset), 1.2 * width)
+
     def mirror(pts):
         return [(1 - p[0], p[1]) for p in pts]
 
     P = lambda i: fuv[i]  # noqa: E731
     m = {}
     g9, g8, g168 = P(9), P(8), P(168)
-    fur = 0.35 * gauss((g9[0], (g9[1] + g8[1]) / 2), 0.045, 0.03)
+    fur = 0.45 * gauss((g9[0], (g9[1] + g8[1]) / 2), 0.045, 0.03)
     for dx in (-0.022, 0.022):
-        fur = fur + line([(g9[0] + dx * 1.2, g9[1] - 0.025), (g9[0] + dx, g8[1] + 0.005)], 0.007)
+        fur = fur + 0.8 * fold([(g9[0] + dx * 1.2, g9[1] - 0.025), (g9[0] + dx, g8[1] + 0.005)], 0.011,
+                               (np.sign(dx) * 0.018, 0.0), 0.35)
     fur = fur + 0.6 * line([(g168[0] - 0.03, g168[1] - 0.004), (g168[0] + 0.03, g168[1] - 0.004)], 0.006)
     m["furrows"] = fur
     bs = 0
@@ -182,9 +191,10 @@ def cue_masks(res: int) -> np.ndarray:
     waves = (0.5 + 0.5 * np.cos((vv - brow_top) * 2 * np.pi / 0.03)) ** 4 * (vv < brow_top + 0.005)
     m["forehead_mid"] = gauss((0.5, brow_top - 0.05), 0.1, 0.045) * waves
     m["forehead_side"] = (gauss((0.3, brow_top - 0.045), 0.07, 0.04) + gauss((0.7, brow_top - 0.045), 0.07, 0.04)) * waves
-    naso_r = [P(98) + (-0.01, -0.005), P(216), P(61) + (-0.015, 0.0), P(61) + (-0.02, 0.035)]
-    m["nasolabial"] = line(naso_r, 0.011) + line(mirror(naso_r), 0.011)
-    m["nose_wrinkles"] = sum(line([(g168[0] - 0.045, v), (g168[0] + 0.045, v)], 0.005)
+    naso_r = [P(98) + (-0.012, -0.01), P(98) + (-0.04, 0.03), P(61) + (-0.03, 0.0), P(61) + (-0.035, 0.03)]
+    naso_hi = (-0.035, -0.012)
+    m["nasolabial"] = fold(naso_r, 0.022, naso_hi) + fold(mirror(naso_r), 0.022, (0.035, -0.012))
+    m["nose_wrinkles"] = sum(line([(g168[0] - 0.045, v), (g168[0] + 0.045, v)], 0.008)
                              for v in np.linspace(g168[1] + 0.005, P(6)[1] + 0.01, 3)) * gauss((g168[0], P(6)[1]), 0.04, 0.05)
     lip17 = P(17)
     sulcus = [(lip17[0] - 0.09, lip17[1] + 0.005), (lip17[0], lip17[1] + 0.03), (lip17[0] + 0.09, lip17[1] + 0.005)]
@@ -195,15 +205,15 @@ def cue_masks(res: int) -> np.ndarray:
     mid = (np.asarray([P(i) for i in G.LIP_UPPER_ROW]) + np.asarray([P(i) for i in G.LIP_LOWER_ROW])) / 2
     m["lip_press"] = line(mid, 0.008)
     m["lip_fade"] = gaussian_filter(_poly_mask(fuv[list(G.LIPS_OUTER)], res), 1.0 * sm)
-    mar = [P(61) + (0.0, 0.01), P(61) + (-0.005, 0.045), P(61) + (-0.002, 0.08)]
-    m["marionette"] = line(mar, 0.01) + line(mirror(mar), 0.01)
+    mar = [P(61) + (-0.005, 0.012), P(61) + (-0.012, 0.05), P(61) + (-0.01, 0.085)]
+    m["marionette"] = fold(mar, 0.02, (-0.03, 0.0), 0.3) + fold(mirror(mar), 0.02, (0.03, 0.0), 0.3)
     ll = [P(i) + (0, 0.012) for i in (33, 7, 163, 144, 145, 153, 154, 155, 133)]
-    m["lower_lid"] = line(ll, 0.007) + line(mirror(ll), 0.007)
+    m["lower_lid"] = fold(ll, 0.01, (0, 0.014), 0.4) + fold(mirror(ll), 0.01, (0, 0.014), 0.4)
     face = ~_face_or_atlas("sclera", vv)
     right = 1 / (1 + np.exp((uu - 0.5) / 0.01))  # subject's right = image left = small u
     out = []
     for side in (right, 1 - right):
-        out += [np.clip(m[name], 0, 1) * side * face for name, _, _ in CUES]
+        out += [np.clip(m[name], -1, 1) * side * face for name, _, _ in CUES]
     return np.stack(out).astype(np.float32)
 
 
