@@ -15,18 +15,21 @@ anger        AU04 4.0, AU05 0.5, AU07 3.5, AU09 1.0, AU10 3.0, AU23 1.0, AU25 2.
 contempt     AU12 2.6, AU14 2.0 on the subject's right side only (R12A+R14A)
 ===========  ===========================================================================
 
-Calibration on real faces (:mod:`facelab.synth.calibrate`, numbers in ``calibration.json``):
-the EMFACS prototypes above were the prior (issue 21: the four negative expressions read as
-neutral to a CNN trained on FER2013). Landmark AU estimates on FER2013 train (150 faces per
-class, delta from the neutral class) moved them where the real profiles show an AU the prior
-lacked or under-weighted -- sad: AU07, AU23, AU24 (+0.4 each) and a stronger AU04 (+0.5);
-fear: AU10 (+0.7) and AU01 (+0.5); disgust: AU04 (+0.2) over AU10 (+0.5); anger: AU04
-(+0.3) -- and the cross-domain critic (:mod:`facelab.synth.realism`, tuning critic only)
-set the sizes: FER2013's angry and fearful faces mostly have the mouth open (anger: AU10 +
-AU25/26 bared teeth instead of only pressed lips; fear: a wide stretched mouth), and all
-four need ~1.15x the EMFACS intensities to leave the "neutral" class at 48 px. The landmark
-chain reads only a fraction of an AU unit back (its gain on engine faces is well below 1 and
-it misses mouth opening), so the data set the direction, the prior and the critic the size.
+Calibration on real faces (:mod:`facelab.synth.calibrate`, numbers in ``calibration.json``)
+set the first directions (issue 21: the four negative expressions read as neutral to a CNN
+trained on FER2013), but the landmark chain it relies on is nearly blind at 48 px:
+:func:`facelab.synth.calibrate.chain_gain` on engine faces with known AUs finds a usable
+correlation between estimate and truth only for AU12 (0.65) and AU02 (0.32), none for AU01,
+AU04, AU15, AU20 or AU26, so the real-face deltas cannot be turned into AU units for the
+negative expressions. Their values above are FACS's descriptions, sized against the tuning
+critic of :mod:`facelab.synth.realism` (a CNN trained on FER2013 train; never the held-out
+critic): sad without the AU17/AU24 pout (brows oblique, corners down, lids drooping);
+fear with brows raised *and* drawn together (AU01+AU02+AU04), stretched lips (AU20) and a
+smaller mouth opening than surprise; disgust with the nose wrinkled and the upper lip
+raised (AU09+AU10), the corners pulled down and out (AU15, AU20), never up; anger with
+lowered, knitted brows, tightened lids and bared teeth (AU04+AU07+AU10+AU25/26; AU09 1.0:
+2.0 folds the nose). Fear still reads as surprise to both critics (whose own recall of real
+FER2013 fear is ~0.15).
 Compound expressions (Du, Tao & Martinez 2014, PNAS, prototypical AUs):
 
 =====================  ===============================================================

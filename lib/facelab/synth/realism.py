@@ -13,12 +13,20 @@ Per-class accuracy (recall) well above chance (1/7) in both directions means the
 expressions carry the cues that real faces carry, not just a style of their own.
 
 Synthetic faces are rendered grey at 48 px, framed like FER2013's crops (the face fills the
-width, forehead and chin touch the border). Each image is average-pooled to 24 px (:data:`POOL`) and standardised (zero mean, unit
-std) before the network, which removes global brightness/contrast differences between the
+width, forehead and chin touch the border). Each image is average-pooled (by :data:`POOL`,
+or by the critic's own ``pool``: :data:`CRITICS`) and standardised (zero mean, unit std)
+before the network, which removes global brightness/contrast differences between the
 domains; training uses flips and small shifts.
 
-``python -m facelab.synth.realism [--real N] [--synth N] [--epochs E] [--width W]`` prints
-both tables (needs ``FACELAB_DATA``); :func:`run` returns them.
+The two real-face critics (:data:`CRITICS`) are trained once and cached
+(``--critic-cache``); their recall on real faces they never saw is printed in the ``r->r``
+columns. Measured (issue 21): tuning critic 0.492 balanced on publictest, held-out critic
+0.452 on a FER2013 train subset -- the held-out one learns from publictest's 3,589 faces
+only, which caps it (a 48 px version did not finish on a loaded 2-core machine).
+
+``python -m facelab.synth.realism [--real N] [--synth N] [--epochs E] [--width W]
+[--critic-cache DIR] [--json PATH]`` prints both tables (needs ``FACELAB_DATA``); :func:`run`
+returns them; :data:`RESULTS` holds the last stored run (shown by notebook 00).
 """
 from __future__ import annotations
 
