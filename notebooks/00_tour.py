@@ -138,6 +138,30 @@ else:
     print("no data_root given: the paper notebooks fall back to facelab.synth")
 
 # %% [markdown]
+# ## How real do the engine's expressions look?
+# `python -m facelab.synth.realism --critic-cache DIR --json facelab/synth/realism_results.json`
+# (needs FER2013 at `$FACELAB_DATA/fer2013`, ~20 CPU-minutes with cached critics) trains two
+# real-face critics (a SmallCNN on FER2013 train, a plain CNN on publictest) and a CNN on
+# engine faces, and stores per-class recall of every direction (derived numbers only, no
+# images). `r->s held` (real-trained held-out critic on engine faces) and `s->r pub`
+# (engine-trained CNN on FER2013 publictest) are the two numbers that say how real they are.
+
+# %%
+import os
+
+if os.environ.get("FACELAB_DATA"):
+    import json
+
+    from facelab.synth import realism
+    res_path = realism.RESULTS
+    if res_path.exists():
+        print(realism.format_table(json.loads(res_path.read_text())))
+    else:
+        print(f"no {res_path.name} yet: run python -m facelab.synth.realism --json {res_path}")
+else:
+    print("the realism table needs FER2013: set FACELAB_DATA to the folder holding fer2013/")
+
+# %% [markdown]
 # ## Results
 # Every notebook ends with a table of our numbers beside the paper's, and `metrics.json` for
 # `make run`'s summary in `figures/RESULTS.md`.

@@ -20,6 +20,8 @@ def test_symmetric_aus_reproduce_the_pls_model():
     rng = np.random.default_rng(0)
     aus = rng.uniform(0, 3, (5, 20)).astype(np.float32)
     ours = G.face_meshes(aus, aus, np.zeros((5, len(G.SHAPE_PARAMS)), np.float32)) - G.mouth_closure()
+    # minus the region-limited boost of AU04/07/09/15/20, which is added on top of the PLS model
+    ours = ours - (np.concatenate([aus, aus], 1) @ G.au_boost_basis().reshape(40, -1)).reshape(5, -1, 3)
     pls = mesh.au_mesh_model().mesh(aus) - G.topology().center
     np.testing.assert_allclose(ours, pls, atol=1e-3)
 
@@ -36,6 +38,35 @@ REGIONS = [
     ("AU05", [159, 386], 1, +1),                # upper lids raised
     ("AU15", [61, 291], 1, -1),                 # lip corners down (relative to AU12's up)
 ]
+
+
+def test_au_boost_keeps_the_mesh_unfolded_up_to_its_limits():
+    """The boosted AUs at their sampling limit (and at 3) flip no face triangle the PLS model
+    alone does not flip, and no edge shrinks below 15% or grows above 2.5x."""
+    from facelab.synth.expressions import AU_MAX
+    topo = G.topology()
+    t = topo.tris[:topo.n_face_tris]
+    rest = topo.base + G.mouth_closure()
+
+    def normals(v):
+        n = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
+        return n / np.linalg.norm(n, axis=1, keepdims=True).clip(1e-9)
+
+    def edges(v):
+        return np.concatenate([np.linalg.norm(v[t[:, i]] - v[t[:, (i + 1) % 3]], axis=1) for i in range(3)])
+
+    n0, e0 = normals(rest), edges(rest)
+    for au in G.BOOST_REGIONS:
+        for val in (3.0, AU_MAX[au]):
+            a = np.zeros((1, 20), np.float32)
+            a[0, mesh.AU_INDEX[au]] = val
+            m = G.face_meshes(a, a, np.zeros((1, len(G.SHAPE_PARAMS)), np.float32))[0]
+            pls = rest + (np.concatenate([a, a], 1) @ G.au_side_basis().reshape(40, -1)).reshape(-1, 3)
+            flips = ((normals(m) * n0).sum(1) < 0).sum()
+            flips_pls = ((normals(pls) * n0).sum(1) < 0).sum()
+            assert flips <= flips_pls, (au, val, flips, flips_pls)
+            r = edges(m) / e0
+            assert 0.15 < r.min() and r.max() < 2.5, (au, val, r.min(), r.max())
 
 
 @pytest.mark.parametrize("au,verts,axis,sign", REGIONS)

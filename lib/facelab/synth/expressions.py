@@ -7,14 +7,29 @@ in its place). Values are apex intensities on 0-5, kept at or below :data:`AU_MA
 ===========  ===========================================================================
 neutral      (none)
 happy        AU06 2.0, AU12 2.6, AU25 1.0
-sad          AU01 3.0, AU04 2.2, AU15 1.4, AU17 0.8
+sad          AU01 4.0, AU04 3.5, AU07 1.5, AU15 3.0, AU17 1.0, AU43 0.9
 surprise     AU01 3.5, AU02 3.5, AU05 1.4, AU25 1.5, AU26 2.0
-fear         AU01 3.0, AU02 2.0, AU04 1.8, AU05 1.4, AU07 1.0, AU20 1.3, AU25 1.5, AU26 0.8
-disgust      AU09 1.1, AU10 2.6, AU15 0.8, AU17 0.8, AU25 0.8
-anger        AU04 3.0, AU05 1.0, AU07 2.5, AU23 2.5, AU24 1.5
+fear         AU01 4.0, AU02 2.5, AU04 3.0, AU05 1.6, AU10 1.0, AU20 3.0, AU25 2.5, AU26 1.0
+disgust      AU04 1.5, AU09 3.0, AU10 3.5, AU15 2.0, AU20 1.5, AU25 2.0, AU26 1.5
+anger        AU04 4.0, AU05 0.5, AU07 3.5, AU09 1.0, AU10 3.0, AU23 1.0, AU25 2.5, AU26 1.5
 contempt     AU12 2.6, AU14 2.0 on the subject's right side only (R12A+R14A)
 ===========  ===========================================================================
 
+Calibration on real faces (:mod:`facelab.synth.calibrate`, numbers in ``calibration.json``)
+set the first directions (issue 21: the four negative expressions read as neutral to a CNN
+trained on FER2013), but the landmark chain it relies on is nearly blind at 48 px:
+:func:`facelab.synth.calibrate.chain_gain` on engine faces with known AUs finds a usable
+correlation between estimate and truth only for AU12 (0.65) and AU02 (0.32), none for AU01,
+AU04, AU15, AU20 or AU26, so the real-face deltas cannot be turned into AU units for the
+negative expressions. Their values above are FACS's descriptions, sized against the tuning
+critic of :mod:`facelab.synth.realism` (a CNN trained on FER2013 train; never the held-out
+critic): sad without the AU17/AU24 pout (brows oblique, corners down, lids drooping);
+fear with brows raised *and* drawn together (AU01+AU02+AU04), stretched lips (AU20) and a
+smaller mouth opening than surprise; disgust with the nose wrinkled and the upper lip
+raised (AU09+AU10), the corners pulled down and out (AU15, AU20), never up; anger with
+lowered, knitted brows, tightened lids and bared teeth (AU04+AU07+AU10+AU25/26; AU09 1.0:
+2.0 folds the nose). Fear still reads as surprise to both critics (whose own recall of real
+FER2013 fear is ~0.15).
 Compound expressions (Du, Tao & Martinez 2014, PNAS, prototypical AUs):
 
 =====================  ===============================================================
@@ -33,7 +48,9 @@ disgustedly_surprised  AU01 3.0, AU02 3.0, AU05 1.2, AU10 2.5
 :data:`AU_MAX` is the largest intensity per AU whose renders we looked at and judged
 plausible (the PLS model extrapolates badly above it: AU09 at 3 folds the face, AU05 at 3
 gives cartoon eyes, AU43 at 1 already closes the lids). Sampling never exceeds it; explicit
-AUs up to 5 are accepted but may distort.
+AUs up to 5 are accepted but may distort. AU04, AU07, AU09, AU15 and AU20 have a
+region-limited boost (``geometry.au_boost_basis``) that removes the PLS model's far-field
+noise, so their limits are higher than the PLS model alone allowed.
 """
 from __future__ import annotations
 
@@ -42,19 +59,19 @@ import numpy as np
 from ..config import EXPRESSIONS
 from ..mesh import AU_INDEX, AU_NAMES  # noqa: F401  (re-exported)
 
-AU_MAX = {"AU01": 4.5, "AU02": 4.5, "AU04": 3.0, "AU05": 1.6, "AU06": 3.0, "AU07": 3.0, "AU09": 1.2,
-          "AU10": 3.0, "AU11": 3.0, "AU12": 3.0, "AU14": 2.0, "AU15": 1.5, "AU17": 1.5, "AU20": 1.5,
+AU_MAX = {"AU01": 4.5, "AU02": 4.5, "AU04": 4.0, "AU05": 1.6, "AU06": 3.0, "AU07": 3.5, "AU09": 3.0,
+          "AU10": 3.5, "AU11": 3.0, "AU12": 3.0, "AU14": 2.0, "AU15": 3.0, "AU17": 2.2, "AU20": 3.0,
           "AU23": 3.0, "AU24": 2.5, "AU25": 4.0, "AU26": 2.5, "AU28": 2.0, "AU43": 1.2}
 AU_MAX_VEC = np.array([AU_MAX[a] for a in AU_NAMES], np.float32)
 
 BASIC = {
     "neutral": {},
     "happy": {"AU06": 2.0, "AU12": 2.6, "AU25": 1.0},
-    "sad": {"AU01": 3.0, "AU04": 2.2, "AU15": 1.4, "AU17": 0.8},
+    "sad": {"AU01": 4.0, "AU04": 3.5, "AU07": 1.5, "AU15": 3.0, "AU17": 1.0, "AU43": 0.9},
     "surprise": {"AU01": 3.5, "AU02": 3.5, "AU05": 1.4, "AU25": 1.5, "AU26": 2.0},
-    "fear": {"AU01": 3.0, "AU02": 2.0, "AU04": 1.8, "AU05": 1.4, "AU07": 1.0, "AU20": 1.3, "AU25": 1.5, "AU26": 0.8},
-    "disgust": {"AU09": 1.1, "AU10": 2.6, "AU15": 0.8, "AU17": 0.8, "AU25": 0.8},
-    "anger": {"AU04": 3.0, "AU05": 1.0, "AU07": 2.5, "AU23": 2.5, "AU24": 1.5},
+    "fear": {"AU01": 4.0, "AU02": 2.5, "AU04": 3.0, "AU05": 1.6, "AU10": 1.0, "AU20": 3.0, "AU25": 2.5, "AU26": 1.0},
+    "disgust": {"AU04": 1.5, "AU09": 3.0, "AU10": 3.5, "AU15": 2.0, "AU20": 1.5, "AU25": 2.0, "AU26": 1.5},
+    "anger": {"AU04": 4.0, "AU05": 0.5, "AU07": 3.5, "AU09": 1.0, "AU10": 3.0, "AU23": 1.0, "AU25": 2.5, "AU26": 1.5},
     "contempt": {"AU12": 2.6, "AU14": 2.0},
 }
 #: Expressions whose AUs act on the subject's right side only.

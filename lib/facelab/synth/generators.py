@@ -157,7 +157,8 @@ def faces(n: int, size: int = 112, expressions=None, seed: int = 0, *, pose_rang
     bg_ids = _background_ids(backgrounds, n, rng)
     bg_seed = int(rng.integers(0, 2**63))
     meshes = G.face_meshes(right, left, ident["shape"])
-    out = _render_chunks(meshes, ident, pose, scale, center, light, bg_ids, size, supersample, batch_size, bg_seed)
+    out = _render_chunks(meshes, ident, pose, scale, center, light, bg_ids, size, supersample, batch_size, bg_seed,
+                         (right, left))
     names = ["custom" if l < 0 else E.ALL_EXPRESSIONS[l] for l in labels]
     lm = out["landmarks"]
     box = np.concatenate([lm.min(1), lm.max(1)], -1).clip(0, size - 1).astype(np.float32)
@@ -169,7 +170,8 @@ def faces(n: int, size: int = 112, expressions=None, seed: int = 0, *, pose_rang
                      light=light, background=bg_ids, text=text, meta={"seed": seed, "size": size})
 
 
-def _render_chunks(meshes, ident, pose, scale, center, light, bg_ids, size, supersample, batch_size, bg_seed):
+def _render_chunks(meshes, ident, pose, scale, center, light, bg_ids, size, supersample, batch_size, bg_seed,
+                   aus=None):
     n = len(meshes)
     imgs, lms, vis = [], [], []
     bg_rng = np.random.default_rng(bg_seed)
@@ -178,7 +180,7 @@ def _render_chunks(meshes, ident, pose, scale, center, light, bg_ids, size, supe
             sl = slice(a, min(n, a + batch_size))
             bg = B.backgrounds(bg_ids[sl], size * supersample, size * supersample, bg_rng)
             r = render(meshes[sl], I.take(ident, sl), pose[sl], scale[sl], center[sl], light[sl], bg, size,
-                       supersample=supersample)
+                       supersample=supersample, aus=None if aus is None else (aus[0][sl], aus[1][sl]))
             imgs.append(r.images)
             lms.append(r.landmarks)
             vis.append(r.visible)
@@ -255,7 +257,8 @@ def scenes(n: int, size=160, max_faces: int = 4, seed: int = 0, *, min_faces: in
             for j in range(slots):
                 idx = sl * slots + j
                 r = render(meshes[sl, j], I.take(ident, idx), pose[sl, j], scale[sl, j], center[sl, j],
-                           light[sl, j], canvas, (H, W), supersample=s, keep_supersampled=True)
+                           light[sl, j], canvas, (H, W), supersample=s, keep_supersampled=True,
+                           aus=(right[idx], left[idx]))
                 canvas = r.supersampled
                 lm_all.append(r.landmarks)
             img = canvas.reshape(len(sl), H, s, W, s, 3).mean((2, 4))

@@ -285,11 +285,81 @@ def mouth_closure() -> np.ndarray:
     return out.astype(np.float32)
 
 
+#: AUs whose PLS displacement is too weak where it matters and noisy far from it (AU09 at 1
+#: moves the jaw outline ~26 units): :func:`au_boost_basis` keeps their PLS motion only inside
+#: the AU's own region (centre, sigma_x, sigma_y in model units) and adds a stronger, local,
+#: hand-made displacement that follows FACS's description of the action.
+BOOST_REGIONS = {"AU04": ((0.0, 55.0), 60.0, 25.0), "AU07": ((0.0, 35.0), 60.0, 18.0),
+                 "AU09": ((0.0, 10.0), 45.0, 45.0), "AU15": ((0.0, -55.0), 50.0, 25.0),
+                 "AU20": ((0.0, -50.0), 55.0, 28.0)}
+
+
+def _g2(b: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> np.ndarray:
+    return np.exp(-((b[:, 0] - cx) ** 2 / (2 * sx ** 2) + (b[:, 1] - cy) ** 2 / (2 * sy ** 2)))
+
+
+@lru_cache(maxsize=1)
+def au_boost_basis() -> np.ndarray:
+    """(40, 468, 3) extra displacement per unit AU (rows as :func:`au_side_basis`): zero except
+    for the AUs in :data:`BOOST_REGIONS`, where it removes the PLS motion outside the region
+    and adds (per AU unit, model units; the face is ~175 wide, brow-to-lid ~20):
+
+    * AU04 brow lowerer: brows down ~1.3 (inner ends ~3.1) and inner ends 1.3 towards the
+      midline, the glabella bulging forward -- the lowered, knitted brows of anger and sadness;
+    * AU07 lid tightener: lower lids up 1.5, upper lids down 0.5 -- narrowed eyes;
+    * AU09 nose wrinkler: nose wings up 2.0, upper lip centre up 0.8, inner brows down 1.2,
+      infraorbital cheeks up 0.8;
+    * AU15 lip corner depressor: corners down 2.2 (the tissue below them 0.8) and out 0.3;
+    * AU20 lip stretcher: corners out 1.6 and down 0.5, the lips pulled flat.
+
+    Falloffs are Gaussians wide compared with the displacement (gradients well below 1), so
+    the mesh does not fold up to AU intensity ~4 (checked in the tests: no triangle flips).
+    """
+    b = topology().base
+    pls = np.stack([_mesh.au_mesh_model().displacement(a, 1.0) for a in _mesh.AU_NAMES])  # (20, 468, 3)
+    out = np.zeros((20, N, 3))
+    for au, ((cx, cy), sx, sy) in BOOST_REGIONS.items():
+        out[_mesh.AU_INDEX[au]] = -pls[_mesh.AU_INDEX[au]] * (1 - _g2(b, cx, cy, sx, sy))[:, None]
+    X = b[:, 0]
+    for side in (-1.0, 1.0):  # -1: subject's right (image left)
+        inward = -side  # towards the midline along x
+        d = out[_mesh.AU_INDEX["AU04"]]
+        brow = _g2(b, side * 40, 63, 24, 7)  # falls off before the upper lid (y ~41)
+        inner = _g2(b, side * 20, 62, 11, 7)
+        d[:, 1] -= 1.3 * brow + 1.8 * inner
+        d[:, 0] += inward * 1.3 * inner
+        d[:, 2] += 0.8 * _g2(b, side * 10, 56, 8, 8)
+        d = out[_mesh.AU_INDEX["AU07"]]
+        d[:, 1] += 1.5 * _g2(b, side * 40, 29, 14, 4.5) - 0.5 * _g2(b, side * 42, 42, 14, 4)
+        d = out[_mesh.AU_INDEX["AU09"]]
+        d[:, 1] += 2.0 * _g2(b, side * 18, -10, 9, 9) + 0.8 * _g2(b, side * 30, 8, 12, 9)
+        d[:, 1] -= 1.2 * _g2(b, side * 17, 58, 10, 8)
+        d = out[_mesh.AU_INDEX["AU15"]]
+        c = _g2(b, side * 33, -47, 9, 8)
+        d[:, 1] -= 2.2 * c + 0.8 * _g2(b, side * 30, -62, 10, 9)
+        d[:, 0] += side * 0.3 * c
+        d = out[_mesh.AU_INDEX["AU20"]]
+        c = _g2(b, side * 33, -46, 14, 11)
+        d[:, 0] += side * 1.6 * c
+        d[:, 1] -= 0.5 * c
+    # AU09 also lifts the upper lip's centre (the side loop above adds each half's wings)
+    out[_mesh.AU_INDEX["AU09"], :, 1] += 0.8 * _g2(b, 0, -30, 14, 6)
+    del X
+    w_right = 1 / (1 + np.exp(b[:, 0] / 8.0))
+    return np.concatenate([out * w_right[None, :, None], out * (1 - w_right)[None, :, None]]).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _au_basis_flat() -> np.ndarray:
+    return (au_side_basis() + au_boost_basis()).reshape(40, -1)
+
+
 def face_meshes(aus_right: np.ndarray, aus_left: np.ndarray, shape: np.ndarray) -> np.ndarray:
-    """Centred (n, 468, 3) meshes from per-side AU intensities (n, 20) and shape params (n, S)."""
+    """Centred (n, 468, 3) meshes from per-side AU intensities (n, 20) and shape params (n, S):
+    the PLS model (:func:`au_side_basis`) plus the region-limited boost (:func:`au_boost_basis`)."""
     topo = topology()
     coeff = np.concatenate([aus_right, aus_left], 1).astype(np.float32)
-    disp = coeff @ au_side_basis().reshape(40, -1) + shape.astype(np.float32) @ identity_basis().reshape(len(SHAPE_PARAMS), -1)
+    disp = coeff @ _au_basis_flat() + shape.astype(np.float32) @ identity_basis().reshape(len(SHAPE_PARAMS), -1)
     rest = topo.base.astype(np.float32) + mouth_closure()
     return rest[None] + disp.reshape(-1, N, 3)
 

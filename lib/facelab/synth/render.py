@@ -103,7 +103,7 @@ def vertex_normals(v: torch.Tensor, tris: torch.Tensor) -> torch.Tensor:
 def render(meshes: np.ndarray, ident: dict, pose: np.ndarray, scale: np.ndarray, center_xy: np.ndarray,
            light: np.ndarray, background: torch.Tensor | np.ndarray, size: int | tuple[int, int],
            supersample: int = 2, textures: torch.Tensor | None = None, keep_supersampled: bool = False,
-           backend: str = "auto") -> Rendered:
+           backend: str = "auto", aus: tuple[np.ndarray, np.ndarray] | None = None) -> Rendered:
     """Render n faces.
 
     meshes (n, 468, 3) centred model-space meshes (``geometry.face_meshes``); pose (n, 3)
@@ -114,7 +114,9 @@ def render(meshes: np.ndarray, ident: dict, pose: np.ndarray, scale: np.ndarray,
     ``backend``: "numba" (:mod:`facelab.synth.raster_numba`, one compiled pass per face, faces
     in parallel), "torch" (:mod:`facelab.synth.raster`, vectorised over the batch) or "auto"
     (numba when it imports). Both give the same landmarks and visibility rules and images that
-    differ by rounding only.
+    differ by rounding only. ``aus``: (right, left) per-side AU intensities (n, 20) that
+    drive the texture's appearance cues (:data:`texture.CUES`: furrows, folds, lines); None
+    renders none.
     """
     H, W = (size, size) if isinstance(size, int) else size
     s = int(supersample)
@@ -127,7 +129,7 @@ def render(meshes: np.ndarray, ident: dict, pose: np.ndarray, scale: np.ndarray,
     ss[..., :2] = ss[..., :2] * s + (s - 1) / 2
     ss[..., 2] *= s
     if resolve_backend(backend) == "numba":
-        return _render_numba(scr, ss, ident, light, background, (H, W), s, textures, keep_supersampled, scale)
+        return _render_numba(scr, ss, ident, light, background, (H, W), s, textures, keep_supersampled, scale, aus)
     tris = torch.as_tensor(topo.tris)
     v = torch.as_tensor(ss)
     frags = raster.rasterize(v, tris, H * s, W * s)
@@ -151,7 +153,8 @@ def render(meshes: np.ndarray, ident: dict, pose: np.ndarray, scale: np.ndarray,
     uvt = torch.as_tensor(topo.uv)[None].expand(n, -1, -1)
     attr = torch.cat([uvt, shade[..., None], (gloss * spec)[..., None]], -1)
     a = raster.interpolate_batched(frags, face_of, tris, attr)
-    tex = texture.compose(ident, texture_res(max(H, W))) if textures is None else textures
+    ar, al = (None, None) if aus is None else aus
+    tex = texture.compose(ident, texture_res(max(H, W)), aus_right=ar, aus_left=al) if textures is None else textures
     col = raster.sample_bilinear(tex, face_of, a[:, :2])
     col = col * a[:, 2:3] + a[:, 3:4]
     bg = torch.as_tensor(background, dtype=torch.float32).reshape(n * H * s * W * s, 3).clone()
@@ -184,7 +187,7 @@ def _visibility(scr, ss, depth, normal_z, hw, s, scale) -> np.ndarray:
     return inside & front & (ss[:, :G.N, 2] >= zbuf - tol)
 
 
-def _render_numba(scr, ss, ident, light, background, hw, s, textures, keep_supersampled, scale) -> Rendered:
+def _render_numba(scr, ss, ident, light, background, hw, s, textures, keep_supersampled, scale, aus=None) -> Rendered:
     topo = G.topology()
     H, W = hw
     bg = background.numpy() if isinstance(background, torch.Tensor) else np.asarray(background, np.float32)
@@ -193,7 +196,8 @@ def _render_numba(scr, ss, ident, light, background, hw, s, textures, keep_super
         kw["textures"] = textures.numpy() if isinstance(textures, torch.Tensor) else np.asarray(textures)
     else:
         basis, const = texture.linear_basis_np(texture_res(max(H, W)))
-        kw.update(basis=basis, const=const, coefs=texture.colour_coefficients(ident))
+        ar, al = (None, None) if aus is None else aus
+        kw.update(basis=basis, const=const, coefs=texture.colour_coefficients(ident, ar, al))
     out = _load_numba().render_faces(ss, _topology_i32(), topo.uv, _vertex_gloss(), light, bg, (H, W), s,
                                      keep_supersampled=keep_supersampled, **kw)
     visible = _visibility(scr, ss, out["depth"], out["normal_z"], (H, W), s, scale)

@@ -117,7 +117,7 @@ def layer_masks(res: int) -> torch.Tensor:
     crow = (gauss(fuv[33] - [0.05, 0], 0.02, 0.03) + gauss(fuv[263] + [0.05, 0], 0.02, 0.03)) * (
         0.5 + 0.5 * np.cos(vv * 2 * np.pi * 40 + uu * 20)) ** 6
     naso = np.exp(-(np.minimum(_polyline_dist(fuv[[98, 216, 61]], res, closed=False),
-                               _polyline_dist(fuv[[327, 436, 291]], res, closed=False)) / 0.008) ** 2)
+                               _polyline_dist(fuv[[327, 436, 291]], res, closed=False)) / 0.016) ** 2) * 0.6
     m["wrinkles"] = np.clip(fore + crow + naso, 0, 1)
     m = {k: np.where(_face_or_atlas(k, vv), v, 0.0) for k, v in m.items()}
     return torch.tensor(np.stack([m[k] for k in LAYERS]), dtype=torch.float32)
@@ -127,6 +127,121 @@ def _face_or_atlas(layer: str, vv: np.ndarray) -> np.ndarray:
     """Face layers live above the atlas strip, eye/mouth layers below it."""
     strip = vv >= G.ATLAS_FACE_FRACTION
     return strip if layer in ("sclera", "iris", "pupil", "teeth", "cavity", "tongue") else ~strip
+
+
+#: AU-driven appearance cues (FACS's "appearance changes" that survive at 48 px), painted in
+#: UV space and darkening the skin (lip_fade: fading the lip colour) by an amount set by
+#: the AU intensities: (name, {AU: weight}, darkening per unit of the weighted sum / 3).
+#: Each is split into a subject-right and a subject-left half driven by that side's AUs.
+CUES = (
+    ("furrows", {"AU04": 1.0}, 0.55),                 # vertical furrows and shadow between the brows
+    ("brow_shadow", {"AU04": 0.7, "AU09": 0.3}, 0.35),  # the lowered brow shadows the upper lid
+    ("forehead_mid", {"AU01": 1.0}, 0.40),            # horizontal forehead lines, centre (inner brow raiser)
+    ("forehead_side", {"AU02": 1.0}, 0.35),           # ... lateral (outer brow raiser)
+    ("nasolabial", {"AU09": 1.0, "AU10": 0.8, "AU12": 0.45}, 0.35),  # deepened nasolabial folds
+    ("nose_wrinkles", {"AU09": 1.0}, 0.5),            # wrinkles across the nose root
+    ("chin_boss", {"AU17": 1.0}, 0.45),               # chin boss: sulcus under the lip, dimpled chin
+    ("lip_press", {"AU23": 0.6, "AU24": 1.0}, 0.6),   # pressed lips: a dark line where they meet
+    ("lip_fade", {"AU23": 0.6, "AU24": 1.0}, 0.55),   # ... and narrowed, paler red margins
+    ("marionette", {"AU15": 1.0, "AU17": 0.3}, 0.3),  # lines down from the depressed lip corners
+    ("lower_lid", {"AU07": 1.0, "AU06": 0.3}, 0.3),   # the tightened lower lid's bulge line
+)
+
+
+@lru_cache(maxsize=4)
+def cue_masks(res: int) -> np.ndarray:
+    """(2 * len(CUES), res, res) masks in [-1, 1] (negative: a highlight, lightening the skin):
+    each cue's subject-right half, then its left."""
+    topo = G.topology()
+    fuv = _atlas_uv(topo.face_uv)
+    c = (np.arange(res) + 0.5) / res
+    uu, vv = np.meshgrid(c, c)
+    sm = res / 256.0
+
+    def gauss(center, su, sv):
+        return np.exp(-((uu - center[0]) ** 2 / (2 * su ** 2) + (vv - center[1]) ** 2 / (2 * sv ** 2)))
+
+    def line(pts, width):
+        return np.exp(-(_polyline_dist(np.asarray(pts, np.float64), res, closed=False) / width) ** 2)
+
+    # folds as real ones look at 48 px: a wide, soft Gaussian-profile crease (a shadow, not a
+    # stroke) with a light highlight on the bulging side (the cheek, lateral/above); negative
+    # mask values lighten the skin
+    def fold(pts, width, hi_offset, hi=0.45):
+        pts = np.asarray(pts, np.float64)
+        return line(pts, width) - hi * line(pts + np.asarray(hi_offset), 1.2 * width)
+
+    def mirror(pts):
+        return [(1 - p[0], p[1]) for p in pts]
+
+    P = lambda i: fuv[i]  # noqa: E731
+    m = {}
+    g9, g8, g168 = P(9), P(8), P(168)
+    fur = 0.45 * gauss((g9[0], (g9[1] + g8[1]) / 2), 0.045, 0.03)
+    for dx in (-0.022, 0.022):
+        fur = fur + 0.8 * fold([(g9[0] + dx * 1.2, g9[1] - 0.025), (g9[0] + dx, g8[1] + 0.005)], 0.011,
+                               (np.sign(dx) * 0.018, 0.0), 0.35)
+    fur = fur + 0.6 * line([(g168[0] - 0.03, g168[1] - 0.004), (g168[0] + 0.03, g168[1] - 0.004)], 0.006)
+    m["furrows"] = fur
+    bs = 0
+    for lid in (159, 386):
+        bs = bs + gauss((P(lid)[0], P(lid)[1] - 0.022), 0.06, 0.014)
+    m["brow_shadow"] = bs
+    brow_top = min(P(105)[1], P(334)[1]) - 0.03
+    waves = (0.5 + 0.5 * np.cos((vv - brow_top) * 2 * np.pi / 0.03)) ** 4 * (vv < brow_top + 0.005)
+    m["forehead_mid"] = gauss((0.5, brow_top - 0.05), 0.1, 0.045) * waves
+    m["forehead_side"] = (gauss((0.3, brow_top - 0.045), 0.07, 0.04) + gauss((0.7, brow_top - 0.045), 0.07, 0.04)) * waves
+    naso_r = [P(98) + (-0.012, -0.01), P(98) + (-0.04, 0.03), P(61) + (-0.03, 0.0), P(61) + (-0.035, 0.03)]
+    naso_hi = (-0.035, -0.012)
+    m["nasolabial"] = fold(naso_r, 0.022, naso_hi) + fold(mirror(naso_r), 0.022, (0.035, -0.012))
+    m["nose_wrinkles"] = sum(line([(g168[0] - 0.045, v), (g168[0] + 0.045, v)], 0.008)
+                             for v in np.linspace(g168[1] + 0.005, P(6)[1] + 0.01, 3)) * gauss((g168[0], P(6)[1]), 0.04, 0.05)
+    lip17 = P(17)
+    sulcus = [(lip17[0] - 0.09, lip17[1] + 0.005), (lip17[0], lip17[1] + 0.03), (lip17[0] + 0.09, lip17[1] + 0.005)]
+    rng = np.random.default_rng(4321)
+    dimples = gaussian_filter(rng.standard_normal((res, res)), 2.0 * sm)
+    dimples = np.clip(dimples / (dimples.std() + 1e-9), 0, 3) / 3
+    m["chin_boss"] = line(sulcus, 0.012) + 0.8 * dimples * gauss((P(199)[0], P(199)[1]), 0.06, 0.04)
+    mid = (np.asarray([P(i) for i in G.LIP_UPPER_ROW]) + np.asarray([P(i) for i in G.LIP_LOWER_ROW])) / 2
+    m["lip_press"] = line(mid, 0.008)
+    m["lip_fade"] = gaussian_filter(_poly_mask(fuv[list(G.LIPS_OUTER)], res), 1.0 * sm)
+    mar = [P(61) + (-0.005, 0.012), P(61) + (-0.012, 0.05), P(61) + (-0.01, 0.085)]
+    m["marionette"] = fold(mar, 0.02, (-0.03, 0.0), 0.3) + fold(mirror(mar), 0.02, (0.03, 0.0), 0.3)
+    ll = [P(i) + (0, 0.012) for i in (33, 7, 163, 144, 145, 153, 154, 155, 133)]
+    m["lower_lid"] = fold(ll, 0.01, (0, 0.014), 0.4) + fold(mirror(ll), 0.01, (0, 0.014), 0.4)
+    face = ~_face_or_atlas("sclera", vv)
+    right = 1 / (1 + np.exp((uu - 0.5) / 0.01))  # subject's right = image left = small u
+    out = []
+    for side in (right, 1 - right):
+        out += [np.clip(m[name], -1, 1) * side * face for name, _, _ in CUES]
+    return np.stack(out).astype(np.float32)
+
+
+def _cue_weights() -> np.ndarray:
+    """(len(CUES), 20): AU weights of each cue divided by 3 (a weighted sum of 3 is full strength)."""
+    from ..mesh import AU_INDEX
+    w = np.zeros((len(CUES), 20), np.float32)
+    for j, (_, aus, _) in enumerate(CUES):
+        for a, x in aus.items():
+            w[j, AU_INDEX[a]] = x / 3.0
+    return w
+
+
+def cue_coefficients(ident: dict, aus_right: np.ndarray, aus_left: np.ndarray) -> np.ndarray:
+    """(n, 2 * len(CUES), 3) colours for :func:`cue_masks` rows: skin darkened by each cue's
+    strength (its AU-weighted sum, capped at 1.3), lip colour faded towards the skin."""
+    skin = np.asarray(ident["skin_rgb"], np.float32)
+    lip = np.asarray(ident["lip_rgb"], np.float32)
+    w = _cue_weights()
+    k = np.array([c[2] for c in CUES], np.float32)
+    fade = np.array([c[0] == "lip_fade" for c in CUES])
+    rows = []
+    for aus in (aus_right, aus_left):
+        s = np.clip(np.asarray(aus, np.float32) @ w.T, 0, 1.3) * k  # (n, C)
+        col = -s[..., None] * skin[:, None]
+        col[:, fade] = s[:, fade, None] * 0.9 * (skin - lip)[:, None]
+        rows.append(col)
+    return np.concatenate(rows, 1).astype(np.float32)
 
 
 #: Hairline heights (face-UV v at the centre of the forehead) a face can pick from.
@@ -154,6 +269,7 @@ def _linear_basis(res: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows += [h, h * np.clip(M["detail"], -1, 1)]
     iris_vis = M["iris"] * (1 - M["pupil"])
     rows.append(iris_vis * (0.8 + 0.3 * np.clip(M["detail"], -1, 1)))
+    rows += list(cue_masks(res).astype(np.float64))  # AU cues last (zero colours when no AU acts)
     W = np.stack(rows).reshape(len(rows), -1)
     # identity-independent colours of the strip: sclera (iris left black), pupil, mouth
     const = np.zeros((res, res, 3))
@@ -175,8 +291,10 @@ def linear_basis_np(res: int) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(W.numpy()), np.ascontiguousarray(const.numpy())
 
 
-def colour_coefficients(ident: dict) -> np.ndarray:
-    """(n, K, 3) per-face colours for the rows of :func:`_linear_basis`."""
+def colour_coefficients(ident: dict, aus_right: np.ndarray | None = None,
+                        aus_left: np.ndarray | None = None) -> np.ndarray:
+    """(n, K, 3) per-face colours for the rows of :func:`_linear_basis`; the AU-cue rows get
+    :func:`cue_coefficients` of the per-side AUs (zeros without AUs: no cues)."""
     skin = np.asarray(ident["skin_rgb"], np.float32)
     col = lambda k: np.asarray(ident[k], np.float32)  # noqa: E731
     agef = np.clip((col("age") - 20) / 60, 0, 1)[:, None]
@@ -190,12 +308,19 @@ def colour_coefficients(ident: dict) -> np.ndarray:
         on = ((level == j) & (col("has_hair") > 0.5)).astype(np.float32)[:, None]
         rows += [on * (hair - skin), on * 0.15 * hair]
     rows.append(col("iris_rgb"))
-    return np.stack(rows, 1)
+    base = np.stack(rows, 1)
+    if aus_right is None:
+        cues = np.zeros((len(skin), 2 * len(CUES), 3), np.float32)
+    else:
+        cues = cue_coefficients(ident, aus_right, aus_right if aus_left is None else aus_left)
+    return np.concatenate([base, cues], 1)
 
 
-def compose(ident: dict, res: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Per-face atlases (n, res, res, 3) float in [0, 1] from identity colour parameters."""
+def compose(ident: dict, res: int, device: torch.device | str = "cpu", aus_right: np.ndarray | None = None,
+            aus_left: np.ndarray | None = None) -> torch.Tensor:
+    """Per-face atlases (n, res, res, 3) float in [0, 1] from identity colour parameters and
+    (optionally) per-side AUs for the appearance cues (:data:`CUES`)."""
     W, const = _linear_basis(res)
-    C = torch.as_tensor(colour_coefficients(ident), device=device)  # (n, K, 3)
+    C = torch.as_tensor(colour_coefficients(ident, aus_right, aus_left), device=device)  # (n, K, 3)
     tex = torch.matmul(C.transpose(1, 2), W.to(device)).transpose(1, 2) + const.to(device)
     return tex.clamp(0, 1).reshape(len(C), res, res, 3)
