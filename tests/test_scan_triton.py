@@ -87,27 +87,11 @@ NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 CHUNK = 8
 
 
-def make_inputs(batch=2, d=4, length=33, n=4, bc="varying", groups=2, with_D=True, with_z=True,
-                with_bias=True, dtype=torch.float32, device=DEVICE, seed=0, delta_scale=1.0):
-    """As tests/test_scan.py: Mamba's ranges, |A| in [1, 16], softplus(delta + bias) ~ 0.05-0.5."""
-    g = torch.Generator().manual_seed(seed)
+def make_inputs(batch=2, d=4, length=33, n=4, device=DEVICE, **kw):
+    """tests/test_scan.py's inputs (Mamba's ranges), with this file's small default sizes and device."""
+    from test_scan import make_inputs as scan_inputs  # tests/ is on sys.path under pytest
 
-    def rnd(*shape):
-        return torch.randn(*shape, generator=g)
-    u = rnd(batch, d, length)
-    delta = (rnd(batch, d, length) * 0.5 - 1.5) * delta_scale
-    A = -torch.exp(torch.rand(d, n, generator=g) * 2.77)
-    shapes = {"invariant": (d, n), "varying": (batch, n, length), "grouped": (batch, groups, n, length)}
-    if bc == "mixed":  # B time-invariant, C input-dependent
-        B, C = rnd(*shapes["invariant"]), rnd(*shapes["varying"])
-    else:
-        B, C = rnd(*shapes[bc]), rnd(*shapes[bc])
-    D = rnd(d) if with_D else None
-    z = rnd(batch, d, length) if with_z else None
-    bias = torch.rand(d, generator=g) * 0.5 if with_bias else None
-    out = dict(u=u.to(dtype), delta=delta.to(dtype), A=A, B=B.to(dtype), C=C.to(dtype),
-               D=D, z=None if z is None else z.to(dtype), delta_bias=bias)
-    return {k: (None if v is None else v.to(device)) for k, v in out.items()}
+    return scan_inputs(batch, d, length, n, device=device, **kw)
 
 
 def run(backend, inp, softplus=True, last=False, **kw):
