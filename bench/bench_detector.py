@@ -1,8 +1,8 @@
 """Benchmark of notebook 01's detectors: FER-YOLO-Mamba (VSS neck) vs the YOLOX-s CNN baseline.
 
-The models are defined in the notebook (``notebooks/01_fer_yolo_mamba.py``, the paper's novel
-part lives there); this file takes the notebook's imports, classes and ``build_detector``
-(top-level definitions only, nothing is trained) and measures, at YOLOX-s sizes (depth 0.33,
+The models are written in the notebook (``notebooks/01_fer_yolo_mamba.py``, the paper's novel
+part lives there); this file imports them from ``facelab.papers.fer_yolo_mamba``, the module
+generated from the notebook's ``export`` cells (nothing is trained), and measures, at YOLOX-s sizes (depth 0.33,
 width 0.5, 7 classes):
 
 * ``det_{vss,csp}_params_M``;
@@ -24,27 +24,17 @@ width 0.5, 7 classes):
 """
 from __future__ import annotations
 
-import ast
 import os
 import sys
-from pathlib import Path
 
 import torch
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_fer_yolo_mamba.py"
+def load_notebook_models() -> dict:
+    """Notebook 01's model code, as exported to ``facelab.papers.fer_yolo_mamba`` (its cells tagged
+    ``export``; ``python -m facelab export`` writes the module, tests/test_export.py keeps it current)."""
+    from facelab.papers import fer_yolo_mamba
 
-
-def load_notebook_models(path: Path = NOTEBOOK) -> dict:
-    """Execute only the notebook's top-level imports, classes and ``build_detector`` / helper
-    functions that do not touch the notebook's run-time state; return that namespace."""
-    tree = ast.parse(path.read_text())
-    keep = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.ClassDef))
-            or (isinstance(n, ast.FunctionDef) and n.name == "build_detector")]
-    ns: dict = {"__name__": "fer_yolo_mamba_defs"}
-    exec(compile(ast.Module(keep, type_ignores=[]), str(path), "exec"), ns)
-    if "build_detector" not in ns or "SS2D" not in ns:
-        raise RuntimeError(f"{path} no longer defines build_detector and SS2D at top level")
-    return ns
+    return vars(fer_yolo_mamba)
 
 
 def _scan_flops(ns, model, size):

@@ -57,22 +57,28 @@ train_budget_s = None  # cap on each detector's training time in seconds (a lent
 threads = None        # CPU threads for torch and numba (None: 1 in smoke, else the libraries' defaults)
 image_size = None     # override the scene size in pixels (CPU caps of the demo path, e.g. 128); face sizes scale with it
 
-# %%
+# %% tags=["export"]
+# What the model cells below need. Cells tagged `export` are also written to
+# `facelab.papers.fer_yolo_mamba` (`python -m facelab export`), which bench/ and tests/ import.
 import math
-import os
-import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facelab import config, viz
-from facelab.metrics_det import evaluate_detections
 from facelab.nn import selective_scan
 from facelab.nn import yolox as Y
-from facelab.nn.ema import EMA
 from facelab.nn.scan_orders import ORDER_NAMES, scan_orders
+
+# %%
+import os
+import time
+
+import numpy as np
+
+from facelab import config, viz
+from facelab.metrics_det import evaluate_detections
+from facelab.nn.ema import EMA
 from facelab.results import Report
 from facelab.train import TrainConfig, fit
 
@@ -211,7 +217,7 @@ elif PROFILE in ("smoke", "demo"):
 
     if root is None:
         raise config.ConfigError("profile 'demo' composes scenes from real FER2013 faces: pass data_root="
-                                 "<FER2013 folder with train/ and publictest/> (e.g. /work/shared/data/fer2013)")
+                                 "<FER2013 folder with train/ and publictest/> (e.g. data/fer2013)")
     DATASET = f"FER2013 faces composed into {CFG['size']} px scenes"
     split_eval = eval_split or "publictest"
     tr_faces, tr_labels = FER2013Folder(root, "train").as_arrays()
@@ -286,7 +292,7 @@ viz.savefig(fig, OUT, "training_scenes")
 # per-channel rescaling of its input. Why: the convolution half keeps fine local detail (the mouth
 # corners, the brows) and ABMLP lets global context decide which of those channels matter.
 
-# %%
+# %% tags=["export"]
 class ABMLP(nn.Module):
     """Attention block with an MLP: s = sigmoid(W3 relu(W2 relu(W1 GAP(x)))), out = x * s."""
 
@@ -340,7 +346,7 @@ class FRM(nn.Module):
 # (`(i + j) mod W`), which wrap around the map's edge; we walk true diagonals (`i - j` and `i + j`
 # constant), which keep neighbours on the route spatial neighbours.
 
-# %%
+# %% tags=["export"]
 class SS2D(nn.Module):
     """2-D selective scan over ``directions`` (default: the 8 routes), VMamba-style.
 

@@ -69,18 +69,28 @@ n_train = None
 n_test = None
 threads = None        # CPU threads for torch (None: 1 in smoke)
 
+# %% tags=["export"]
+# What the model cells below need. Cells tagged `export` are also written to
+# `facelab.papers.facetrack_mm` (`python -m facelab export`), which tests import.
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facelab.faces.track import track_faces
+from facelab.nn.vlm import caption_loss
+
+# face tokens per frame -> the (rows, columns) grid they are pooled to from the face ViT's patches
+FACE_GRIDS = {4: (2, 2), 6: (2, 3), 8: (2, 4), 9: (3, 3), 12: (3, 4), 16: (4, 4)}
+
 # %%
 import importlib.util
 import time
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from facelab import config, metrics_fec, viz
-from facelab.faces.track import Track, box_iou, clear_mot, crop_tube, main_track, track_faces, tracks_to_frames
-from facelab.nn.vlm import TinyCausalLM, TinyViT, WordVocab, caption_loss, greedy_decode
+from facelab.faces.track import Track, box_iou, clear_mot, crop_tube, main_track, tracks_to_frames
+from facelab.nn.vlm import TinyCausalLM, TinyViT, WordVocab, greedy_decode
 from facelab.results import Report
 from facelab.synth.scene_videos import frame_action_labels, scene_videos
 from facelab.train import TrainConfig, fit
@@ -116,9 +126,6 @@ report.record_caps(n_train=n_train, n_test=n_test, epochs=epochs, face_tokens=fa
 # the judge is one of `facelab.metrics_fec`'s registered judges.
 
 # %%
-FACE_GRIDS = {4: (2, 2), 6: (2, 3), 8: (2, 4), 9: (3, 3), 12: (3, 4), 16: (4, 4)}
-
-
 def check_options(face_tokens_, judge_):
     if face_tokens_ not in FACE_GRIDS:
         raise config.ConfigError(f"face_tokens={face_tokens_!r}: expected one of {sorted(FACE_GRIDS)} "
@@ -448,9 +455,10 @@ class STCConnector(nn.Module):
         x = x.flatten(3).permute(0, 2, 3, 1)              # (B, T', h*w, c)
         return self.proj(x)                               # z, projected to the LM width
 
-
+# %%
 conn = STCConnector(64, 128, FACE_GRIDS[CFG["face_tokens"]])
 print("face tokens:", tuple(conn(torch.zeros(2, T, 4, 4, 64)).shape), "= (batch, time steps, tokens per step, LM width)")
+
 
 # %% [markdown]
 # ### Instruction-gated mixing of the streams
@@ -487,11 +495,12 @@ def mix_streams(streams, w):
     scaled = [z * (S * w[:, s, None, None, None]).to(z.dtype) for s, z in enumerate(streams)]
     return torch.cat(scaled, 2).flatten(1, 2)
 
-
+# %%
 gate = InstructionGate(128, 2)
 w = gate(torch.randn(2, 5, 128), torch.ones(2, 5, dtype=torch.bool))
 print("gate weights", w.detach().numpy().round(3), "| mixed tokens",
       tuple(mix_streams([torch.zeros(2, 9, 4, 128), torch.zeros(2, 9, 4, 128)], w).shape))
+
 
 # %% [markdown]
 # ## 4. The model: visual prefix, instruction, caption

@@ -216,9 +216,9 @@ print("held-out classes:", OPEN_CLASSES)
 # compound faces: 56 % open, so the held-out class outnumbered the real members of the pseudo-classes
 # it fell into.)
 #
-# **A data fact about FER2013 here.** The FER2013 folder in `/work/shared/data` has a heavily blurred
-# `train` split: the median variance of the Laplacian is ~6 there against ~2000 in `publictest`
-# (measured below on the loaded images). Adding class *k*'s training images to a `publictest` pool
+# **A guard against a degraded copy of FER2013.** A copy we once used had a heavily blurred
+# `train` split: the median variance of the Laplacian was ~6 there against ~2000 in `publictest`
+# (the sharp official split: ~1,600, measured by the cell below on the loaded images). Adding class *k*'s training images to a `publictest` pool
 # would make every open image blurred and every closed one sharp, a shortcut that has nothing to do
 # with expressions, and a close-set model trained on blurred faces fails on sharp ones (measured on an
 # H200: close-set accuracy 0.17-0.31, every AUROC within 0.05 of chance). The cell below measures the

@@ -58,15 +58,19 @@ steps = None          # training steps (None: the profile's)
 scan_path = None      # a real scan (.obj); None: FACELAB_DATA/scan/scan.obj when FACELAB_DATA is set
 threads = None        # CPU threads for torch (None: 1 in smoke)
 
+# %% tags=["export"]
+# What the model cells below need. Cells tagged `export` are also written to
+# `facelab.papers.implicit_morphable_faces` (`python -m facelab export`), which tests import.
+import torch
+import torch.nn.functional as F
+from torch import nn
+
 # %%
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from facelab import config, mesh, viz
 from facelab.nn import implicit as IM

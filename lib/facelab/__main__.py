@@ -6,6 +6,7 @@
     python -m facelab results
     python -m facelab kernel
     python -m facelab nbval-prepare runs/nbval
+    python -m facelab export [--check]
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list the notebooks")
     nv = sub.add_parser("nbval-prepare", help="copies of the notebooks whose check cell expects all True")
     nv.add_argument("dest")
+    ex = sub.add_parser("export", help="write the notebooks' 'export' cells to facelab.papers.<name>")
+    ex.add_argument("--check", action="store_true", help="write nothing; exit 1 when a module is stale")
     k = sub.add_parser("kernel", help="register this environment as the Jupyter kernel 'facelab'")
     k.add_argument("--user", action="store_true", help="install into the user's kernels, not sys.prefix")
     args = ap.parse_args(argv)
@@ -75,6 +78,17 @@ def main(argv: list[str] | None = None) -> int:
 
             for p in runner.prepare_nbval(Path(args.dest)):
                 print(p)
+            return 0
+        if args.cmd == "export":
+            from . import export
+
+            status = export.export_all(check=args.check)
+            for name, what in status.items():
+                print(f"facelab.papers.{name}: {what}")
+            bad = [n for n, w in status.items() if w in ("stale", "missing", "orphan")]
+            if args.check and bad:
+                print(f"out of date: {', '.join(bad)}; run `python -m facelab export`", file=sys.stderr)
+                return 1
             return 0
         if args.cmd == "kernel":
             where = ["--user"] if args.user else ["--sys-prefix"]

@@ -8,7 +8,7 @@ Every notebook ends with::
     report.table()      # shown in the notebook: ours | paper | dataset | profile
     report.save()       # figures/<notebook>/metrics.json (atomic)
 
-The JSON layout is DESIGN.md's: ``{"notebook", "profile", "dataset", "device", "wall_s",
+The JSON layout (the same for every notebook; README.md, "Where things land"): ``{"notebook", "profile", "dataset", "device", "wall_s",
 "metrics", "paper", "paper_dataset", "checks"}``. A smoke profile's numbers are never a
 reproduction; :meth:`Report.table` says so in its caption.
 """

@@ -1,0 +1,83 @@
+"""The papers' blocks as the notebooks write them, imported from the generated ``facelab.papers``
+modules (``python -m facelab export``): shapes and invariants that hold for any weights."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from facelab.papers import facetrack_mm, fer_yolo_mamba, implicit_morphable_faces
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_ss2d_fast_backend_matches_the_sequential_scan():
+    torch.manual_seed(0)
+    layer = fer_yolo_mamba.SS2D(16, d_state=8).eval()
+    x = torch.randn(2, 5, 7, 16)
+    with torch.no_grad():
+        fast = layer(x)
+        layer.backend = "reference"
+        ref = layer(x)
+    assert fast.shape == x.shape
+    assert (fast - ref).abs().max().item() < 1e-4
+
+
+def test_ss2d_rows_route_is_causal_and_eight_routes_see_everything():
+    torch.manual_seed(0)
+    fields = {}
+    for name, dirs in (("rows", ("rows",)), ("all", fer_yolo_mamba.ORDER_NAMES)):
+        layer = fer_yolo_mamba.SS2D(8, d_state=4, directions=dirs, backend="reference")
+        x = torch.randn(1, 6, 6, 8, requires_grad=True)
+        layer(x)[0, 3, 3].abs().sum().backward()
+        fields[name] = x.grad.abs().sum(-1)[0]
+    # rows only: positions after (3, 3) in raster order are invisible except through the 3x3 conv
+    assert (fields["rows"][5] == 0).all()
+    assert (fields["all"] > 0).all()
+
+
+def test_detector_heads_sit_at_strides_8_16_32_and_vss_needs_even_channels():
+    model = fer_yolo_mamba.build_detector("vss", 0.125, 0.33, 7, d_state=4).eval()
+    with torch.no_grad():
+        outs = model(torch.zeros(1, 3, 96, 96))
+    assert [o.shape[-1] for o in outs] == [12, 6, 3]
+    with pytest.raises(ValueError, match="even channel count"):
+        fer_yolo_mamba.VSSBlock(7)
+    with pytest.raises(ValueError, match="'vss' or 'csp'"):
+        fer_yolo_mamba.build_detector("transformer")
+
+
+def test_stc_connector_and_gate_shapes():
+    conn = facetrack_mm.STCConnector(32, 48, facetrack_mm.FACE_GRIDS[6])
+    z = conn(torch.zeros(2, 8, 4, 4, 32))
+    assert z.shape == (2, 4, 6, 48)          # T' = T / 2, 2x3 face tokens, LM width
+    gate = facetrack_mm.InstructionGate(48, 2)
+    w = gate(torch.randn(2, 5, 48), torch.ones(2, 5, dtype=torch.bool))
+    assert torch.allclose(w.sum(-1), torch.ones(2))
+    mixed = facetrack_mm.mix_streams([z, torch.zeros(2, 4, 4, 48)], w)
+    assert mixed.shape == (2, 4 * 10, 48)
+
+
+def test_texture_lookup_reads_the_texel_under_uv():
+    tex = torch.zeros(1, 3, 4, 4)
+    tex[0, :, 1, 2] = torch.tensor([1.0, 0.5, 0.25])        # row 1 (v), column 2 (u)
+    uv = torch.tensor([[[(2 + 0.5) / 4, (1 + 0.5) / 4]]])    # the texel's centre
+    colour = implicit_morphable_faces.MorphableFace.lookup(tex, uv)
+    assert torch.allclose(colour[0, 0], torch.tensor([1.0, 0.5, 0.25]))
+
+
+def test_morphable_face_codes_change_the_sdf_and_texture():
+    torch.manual_seed(0)
+    model = implicit_morphable_faces.MorphableFace(n_shapes=3, n_ids=2, dim=8, width=32, depth=2, tex_res=16)
+    x = torch.rand(1, 10, 3) - 0.5
+    f0, _ = model.sdf(x, model.z_geo.weight[:1, None].expand(-1, 10, -1), model.z_exp.weight[:1, None].expand(-1, 10, -1))
+    f1, _ = model.sdf(x, model.z_geo.weight[1:2, None].expand(-1, 10, -1), model.z_exp.weight[:1, None].expand(-1, 10, -1))
+    assert f0.shape == (1, 10) and not torch.equal(f0, f1)
+    with torch.no_grad():
+        tex = model.texture(model.z_col.weight)
+    assert tex.shape == (2, 3, 16, 16) and float(tex.min()) >= 0 and float(tex.max()) <= 1
