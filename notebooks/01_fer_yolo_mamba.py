@@ -77,6 +77,7 @@ import time
 import numpy as np
 
 from facelab import config, viz
+from facelab.boxes import box_iou
 from facelab.metrics_det import evaluate_detections
 from facelab.nn.ema import EMA
 from facelab.results import Report
@@ -183,7 +184,7 @@ def compose_fer_scenes(faces, labels, n, size, max_faces, face_px, seed, feather
                     s = int(r.integers(face_px[0], face_px[1] + 1))
                     x0, y0 = int(r.integers(0, size - s + 1)), int(r.integers(0, size - s + 1))
                     b = np.array([x0, y0, x0 + s, y0 + s], np.float32)
-                    if all(_iou(b, o) < 0.02 for o in boxes):
+                    if not boxes or box_iou(b, np.array(boxes)).max() < 0.02:
                         break
                 else:
                     continue
@@ -198,13 +199,6 @@ def compose_fer_scenes(faces, labels, n, size, max_faces, face_px, seed, feather
             all_boxes.append(np.array(boxes, np.float32).reshape(-1, 4))
             all_labels.append(np.array(labs, np.int64))
     return images, all_boxes, all_labels
-
-
-def _iou(a, b):
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter + 1e-9)
 
 
 root = config.dataset_root(data_root, "FER2013 <root>/<split>/<class>/*.jpg (demo); RAF-DB basic/ or an SFEW list (paper)")

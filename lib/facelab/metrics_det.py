@@ -21,6 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .boxes import box_iou
+
 __all__ = ["voc_ap", "evaluate_detections", "box_iou"]
 
 
@@ -33,17 +35,6 @@ def _np(x) -> np.ndarray:
     except ImportError:  # pragma: no cover
         pass
     return np.asarray(x)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU (N, M) of x1y1x2y2 boxes."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    tl = np.maximum(a[:, None, :2], b[None, :, :2])
-    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(br - tl, 0, None).prod(-1)
-    aa = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
-    ab = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
-    return inter / np.maximum(aa[:, None] + ab[None, :] - inter, 1e-12)
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = False) -> float:

@@ -35,19 +35,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..boxes import box_iou
+
 __all__ = ["Track", "FaceTracker", "track_faces", "main_track", "appearance", "box_iou", "tracks_to_frames",
            "crop_tube", "clear_mot", "detect_frames"]
-
-
-def box_iou(a, b) -> np.ndarray:
-    """Pairwise IoU (N, M) of x0, y0, x1, y1 boxes."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    tl = np.maximum(a[:, None, :2], b[None, :, :2])
-    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(br - tl, 0, None).prod(-1)
-    aa = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
-    ab = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
-    return inter / np.maximum(aa[:, None] + ab[None, :] - inter, 1e-12)
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .. import mesh as _mesh
+from ..boxes import box_iou
 from ..config import torch_threads
 from . import backgrounds as B
 from . import expressions as E
@@ -229,7 +230,7 @@ def scenes(n: int, size=160, max_faces: int = 4, seed: int = 0, *, min_faces: in
                 h = w * 1.15
                 cx, cy = rng.uniform(w / 2 + 1, W - w / 2 - 1), rng.uniform(h / 2 + 1, H - h / 2 - 1)
                 b = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
-                if all(_iou(b, o) <= max_iou for o in boxes):
+                if not boxes or box_iou(b, np.array(boxes)).max() <= max_iou:
                     boxes.append(b)
                     scale[i, j] = w / 175.0 * 0.95
                     center[i, j] = (cx, cy)
@@ -274,10 +275,3 @@ def scenes(n: int, size=160, max_faces: int = 4, seed: int = 0, *, min_faces: in
                 out_lm.append(lms[:, _mesh.MESH68].astype(np.float32))
     return SceneBatch(images=np.concatenate(images), boxes=out_boxes, labels=out_labels, landmarks68=out_lm,
                       meta={"seed": seed, "size": hw})
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter + 1e-9)
