@@ -77,20 +77,26 @@ threads = None
 # both networks (e.g. `arch="small", width=16` for the demo path on a CPU) and `threads` sets torch's
 # CPU threads (1 in smoke).
 
+# %% tags=["export"]
+# What the model cells below need. Cells tagged `export` are also written to
+# `facelab.papers.open_set_fer` (`python -m facelab export`), which tests import.
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facelab.nn.cams import normalize_maps
+
 # %%
 import math
 import time
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import Subset, TensorDataset
 
 from facelab import config, viz
 from facelab.nn import ood
 from facelab.nn.backbones import fer_classifier
-from facelab.nn.cams import normalize_maps, resize_maps
+from facelab.nn.cams import resize_maps
 from facelab.results import Report
 from facelab.train import TrainConfig, fit, predict
 
@@ -423,7 +429,7 @@ def run_close_set(k: str, i: int):
 # min-max normalise every map to [0, 1] (`facelab.nn.cams.normalize_maps`) before the MSE, so the
 # loss compares *where* the model looks, not how strongly, and cannot be met by scaling.
 
-# %%
+# %% tags=["export"]
 class CAMNet(nn.Module):
     """A backbone whose forward returns (logits, CAMs of all K classes), so the loss sees both."""
 
@@ -444,6 +450,7 @@ def attention_consistency(cams: torch.Tensor, cams_of_flipped: torch.Tensor) -> 
     return F.mse_loss(normalize_maps(cams.float()), normalize_maps(cams_of_flipped.float().flip(-1)))
 
 
+# %%
 def detector_step_with(lam: float):
     """The detector's training step, L = L_cls + lam * L_cons."""
     def step(model, batch):

@@ -67,6 +67,15 @@ image_size = None     # override the face size in pixels (CPU caps: 48, FER2013'
 width = None          # override the SmallCNN width (with arch small)
 threads = None        # CPU threads for torch (None: 1 in smoke, the library default otherwise)
 
+# %% tags=["export"]
+# What the loss cells below need. Cells tagged `export` are also written to
+# `facelab.papers.au_guided_fer` (`python -m facelab export`), which tests import.
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facelab.nn import cams
+
 # %%
 import copy
 import hashlib
@@ -75,15 +84,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
 
 from facelab import cache, config, metrics, synth, viz
 from facelab.config import BASIC7, EXPRESSIONS
 from facelab.faces import AU_CODEBOOK, align_face, au_heatmap, five_from_68, transform_points
-from facelab.nn import cams
 from facelab.nn.backbones import fer_classifier
 from facelab.results import Report
 from facelab.train import TrainConfig, fit
@@ -352,7 +357,7 @@ viz.savefig(fig, OUT, "heatmap_construction_fear")
 # the paper uses about 4 on RAF-DB (its Fig. 5 ablation peaks there) and 9 on AffectNet.
 # The same network, seed and data are trained twice: λ = 0 (the unguided baseline) and λ = `lam`.
 
-# %%
+# %% tags=["export"]
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
@@ -397,6 +402,7 @@ def make_step(lam_):
     return step
 
 
+# %%
 # A quick look: at initialisation the loss is differentiable and its gradient reaches the backbone.
 _net = fer_classifier(CFG["arch"], K, small_input=CFG["small_input"], width=CFG["width"]) if CFG["arch"] == "small" \
     else fer_classifier(CFG["arch"], K, small_input=CFG["small_input"], weights_path=weights_path)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facelab.papers import facetrack_mm, fer_yolo_mamba, implicit_morphable_faces
+from facelab.nn.backbones import fer_classifier
+from facelab.papers import au_guided_fer, facetrack_mm, fer_yolo_mamba, implicit_morphable_faces, open_set_fer
 
 
 @pytest.fixture(autouse=True)
@@ -81,3 +82,31 @@ def test_morphable_face_codes_change_the_sdf_and_texture():
     with torch.no_grad():
         tex = model.texture(model.z_col.weight)
     assert tex.shape == (2, 3, 16, 16) and float(tex.min()) >= 0 and float(tex.max()) <= 1
+
+
+def test_cam_of_each_class_averages_to_its_logit_minus_bias():
+    torch.manual_seed(0)
+    net = open_set_fer.CAMNet(fer_classifier("small", 6, width=8)).eval()
+    with torch.no_grad():
+        logits, cam_maps = net(torch.randn(3, 3, 32, 32))
+    assert cam_maps.shape[:2] == (3, 6)
+    torch.testing.assert_close(cam_maps.mean((2, 3)) + net.net.fc.bias, logits, rtol=1e-4, atol=1e-5)
+
+
+def test_attention_consistency_is_zero_for_flip_equivariant_maps_only():
+    maps = torch.rand(2, 6, 5, 7)
+    assert open_set_fer.attention_consistency(maps, maps.flip(-1)).item() < 1e-12
+    assert open_set_fer.attention_consistency(maps, maps).item() > 1e-3
+
+
+def test_alignment_loss_is_one_minus_cosine_over_valid_faces():
+    feats = torch.rand(2, 4, 6, 6)
+    attention = feats.mean(1)
+    loss_same = au_guided_fer.alignment_loss(feats, attention, torch.tensor([True, True]))
+    assert loss_same.item() < 1e-6
+    orthogonal = torch.zeros(2, 6, 6)
+    feats_left = torch.zeros(2, 4, 6, 6)
+    feats_left[..., :3] = 1.0
+    orthogonal[..., 3:] = 1.0
+    assert abs(au_guided_fer.alignment_loss(feats_left, orthogonal, torch.tensor([True, False])).item() - 1.0) < 1e-6
+    assert au_guided_fer.alignment_loss(feats_left, orthogonal, torch.tensor([False, False])).item() == 0.0
