@@ -257,7 +257,7 @@ if ROOT is None:
     cp_img, cp_lab = _render(cap(CFG["n_compound"]), synth.COMPOUND, EVAL_SPLIT, 5)
     ev_img, ev_lab = np.concatenate([ev_img, cp_img]), np.concatenate([ev_lab, cp_lab])
 else:
-    from facelab.data import RAFDB, FER2013Folder
+    from facelab import data as D
 
     is_raf = (ROOT / "EmoLabel").is_dir() or (ROOT / "basic" / "EmoLabel").is_dir()
     DATASET = "RAF-DB" if is_raf else "FER2013"
@@ -265,14 +265,14 @@ else:
         EVAL_SPLIT = "test" if is_raf else "publictest"
 
     def _read(split):
-        ds = RAFDB(ROOT, split) if is_raf else FER2013Folder(ROOT, split, mode="RGB")
+        ds = D.open("rafdb", ROOT, split) if is_raf else D.open("fer2013", ROOT, split, mode="RGB")
         img, lab = ds.as_arrays()
         img, lab = np.asarray(img), np.asarray(lab, np.int64)
         if img.ndim == 3:
             img = np.repeat(img[..., None], 3, -1)
         if max_per_class is not None:  # the first max_per_class images of every class, in file order
-            keep = np.concatenate([np.flatnonzero(lab == c)[:max_per_class] for c in np.unique(lab)])
-            img, lab = img[np.sort(keep)], lab[np.sort(keep)]
+            keep = D.per_class_subset(lab, max_per_class)
+            img, lab = img[keep], lab[keep]
         return img, lab
 
     tr_img, tr_lab = _read("train")

@@ -220,24 +220,13 @@ def facemesh_landmarks(faces, min_score=0.5):
 
 def read_real(name, root, split, limit=None, seed_=0):
     """A real dataset split as RGB uint8 faces at CFG['size'], canonical labels in BASIC7."""
-    from PIL import Image
-
     from facelab import data as D
 
-    readers = {"fer2013": lambda: D.FER2013Folder(root, split, mode="RGB"),
-               "rafdb": lambda: D.RAFDB(root, split), "affectnet": lambda: D.AffectNet(root, split, num_classes=7),
-               "ckplus": lambda: D.CKPlus(root), "ck48": lambda: D.CK48Folder(root), "sfew": lambda: D.SFEW(root, split)}
-    if name not in readers:
-        raise config.ConfigError(f"dataset {name!r}: expected one of {', '.join(readers)}")
-    ds = readers[name]()
-    keep = np.flatnonzero(ds.labels < K)                  # contempt (CK+, AffectNet-8) is not a class here
-    if limit is not None and len(keep) > limit:
-        keep = np.sort(np.random.default_rng(seed_).choice(keep, limit, replace=False))
-    s = CFG["size"]
-    x = np.empty((len(keep), s, s, 3), np.uint8)
-    for j, i in enumerate(tqdm(keep, desc=f"{name}:{split}", leave=False)):
-        x[j] = np.asarray(ds.load_image(int(i)).convert("RGB").resize((s, s), Image.BILINEAR))
-    return {"x": x, "y": ds.labels[keep].astype(np.int64), "name": f"{name}:{split}"}
+    extra = {"affectnet": {"num_classes": 7}, "fer2013": {"mode": "RGB"}}.get(name, {})
+    ds = D.open(name, root, None if name in ("ckplus", "ck48") else split, **extra)
+    # contempt (CK+, AffectNet-8) is not a class here: keep the canonical ids below K
+    x, y = D.load_arrays(ds, CFG["size"], classes=range(K), limit=limit, seed=seed_, desc=f"{name}:{split}")
+    return {"x": x, "y": y, "name": f"{name}:{split}"}
 
 
 def add_landmarks(d, budget, mean_shape=None, seed_=0):

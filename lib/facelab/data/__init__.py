@@ -27,7 +27,9 @@ through ``transform`` when given. Every reader has ``.labels`` (int64 array), ``
 ``.class_counts()`` and ``.report()``; a wrong folder raises one :class:`DatasetLayoutError`
 that prints the expected tree; skipped images are counted and warned about (:class:`DataWarning`).
 :func:`common_subset` restricts datasets to their shared classes for cross-dataset evaluation;
-:func:`resplit_if_degraded` guards a protocol against a degraded (e.g. blurred) training split.
+:func:`open` (``facelab.data.open("fer2013", root, "train")``) picks a reader by name,
+:func:`load_arrays` reads a split into arrays, :func:`stratified_split` and
+:func:`per_class_subset` cut labelled sets; :func:`resplit_if_degraded` guards a protocol against a degraded (e.g. blurred) training split.
 """
 from .affectnet import AFFECTNET_EXCLUDED, AFFECTNET_TO_CANONICAL, AffectNet, AffectNetCSV
 from .base import (ClassSubset, CorruptImageError, DataWarning, DatasetLayoutError,
@@ -39,6 +41,7 @@ from .fer2013 import (FER2013_FOLDERS, FER2013_TO_CANONICAL, FER2013_USAGE, FERP
 from .folder import ImageFolder
 from .landmarks import Landmarks300W, read_pts, write_pts
 from .rafdb import RAFDB, RAFDB_TO_CANONICAL, RAFDBDetection
+from .registry import READERS, load_arrays, open, per_class_subset, stratified_split
 from .splits import median_sharpness, resplit_if_degraded
 from .sfew import SFEW, SFEW_FOLDERS, SFEW_YOLO_TO_CANONICAL, SFEWDetection, read_detection_list
 
@@ -51,5 +54,5 @@ __all__ = [
     "FERPlus", "FaceDataset", "FileImageDataset", "ImageFolder", "Landmarks300W", "LoadReport",
     "RAFDB", "RAFDBDetection", "SFEW", "SFEWDetection", "common_classes", "common_subset",
     "ferplus_target", "median_sharpness", "read_detection_list", "read_emotion", "read_facs", "read_pts",
-    "resplit_if_degraded", "write_pts",
+    "resplit_if_degraded", "write_pts", "READERS", "open", "load_arrays", "stratified_split", "per_class_subset",
 ]
