@@ -287,3 +287,15 @@ def test_torch_threads_restores_the_callers_setting():
     assert torch.get_num_threads() == before
     with config.torch_threads(None):
         assert torch.get_num_threads() == before
+
+
+def test_progress_bar_wraps_long_loops_only_and_can_be_switched_off(monkeypatch):
+    from facelab.config import progress
+
+    items = list(range(5))
+    assert progress(items[:1]) is not None and list(progress(items[:1])) == [0]
+    assert progress(items[:1]) == items[:1]                      # too short: no bar, the list itself
+    bar = progress(items, desc="x")
+    assert bar is not items and list(bar) == items               # a tqdm bar over the same items
+    monkeypatch.setenv("FACELAB_PROGRESS", "0")
+    assert progress(items) is items

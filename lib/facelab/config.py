@@ -228,3 +228,20 @@ def torch_threads(n: int | None):
     finally:
         if torch.get_num_threads() != old:
             torch.set_num_threads(old)
+
+
+def progress(iterable, *, total: int | None = None, desc: str | None = None, min_total: int = 2):
+    """``iterable`` wrapped in a transient tqdm bar (a widget in Jupyter, stderr elsewhere).
+
+    Every long loop of the library goes through here, so one switch silences them all:
+    ``FACELAB_PROGRESS=0``. Loops shorter than ``min_total`` items get no bar."""
+    if total is None:
+        try:
+            total = len(iterable)
+        except TypeError:
+            total = None
+    if os.environ.get("FACELAB_PROGRESS", "1") == "0" or (total is not None and total < min_total):
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False)

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .config import progress
+
 
 @dataclass
 class TrainConfig:
@@ -306,7 +308,8 @@ def predict(model: nn.Module, data: Dataset, batch_size: int = 256, device=None,
     device = device or next(model.parameters()).device
     model.eval()
     outs, labels = [], []
-    for batch in DataLoader(data, batch_size=batch_size, shuffle=False):
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False)
+    for batch in progress(loader, total=len(loader), desc="predict"):
         x = batch[0].to(device)
         out = forward(model, batch) if forward else model(x)
         outs.append(out.float().cpu())

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..config import BASIC7, EXPRESSIONS, ConfigError, cache_dir
+from ..config import BASIC7, EXPRESSIONS, ConfigError, cache_dir, progress
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 #: How much of a file the "quick" check reads: enough for every signature below.
@@ -342,7 +342,7 @@ class FileImageDataset(FaceDataset):
     def _content_hash(self) -> str:
         h = hashlib.sha256()
         h.update(f"{self.name}|{self.mode}|{len(self.files)}".encode())
-        for path, label in zip(self.files, self.labels):
+        for path, label in progress(zip(self.files, self.labels), total=len(self.files), desc=f"hashing {self.name}"):
             h.update(f"|{path.name}|{int(label)}|".encode())
             with open(path, "rb") as f:
                 h.update(f.read())
@@ -359,7 +359,8 @@ class FileImageDataset(FaceDataset):
         # PIL releases the GIL while decoding, so threads help on many-core machines.
         workers = workers or min(8, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            decoded = list(pool.map(decode, self.files, chunksize=256))
+            decoded = list(progress(pool.map(decode, self.files, chunksize=256), total=len(self.files),
+                                    desc=f"decoding {self.name}"))
         keep = np.asarray([a is not None for a in decoded], dtype=bool)
         good = [a for a in decoded if a is not None]
         shapes = {a.shape for a in good}

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import progress
+
 
 # ----------------------------------------------------------------------------- models
 def small_unet(sample_size: int, in_channels: int, *, block_out_channels: Sequence[int] = (32, 64),
@@ -257,7 +259,7 @@ def ddim_sample(unet: nn.Module, scheduler, cond: torch.Tensor, *, steps: int = 
         x = torch.randn((cond.shape[0], *shape), generator=generator, device="cpu").to(cond.device, cond.dtype)
     else:
         x = x_T
-    for i in range(start_index, len(ts)):
+    for i in progress(range(start_index, len(ts)), desc="DDIM sampling"):
         t = ts[i]
         t_next = ts[i + 1] if i + 1 < len(ts) else -1
         eps = cfg_eps(unet, x, t, cond, uncond, guidance_scale, cross_attention_kwargs)

@@ -13,7 +13,7 @@ import torch
 
 from .. import mesh as _mesh
 from ..boxes import box_iou
-from ..config import torch_threads
+from ..config import progress, torch_threads
 from . import backgrounds as B
 from . import expressions as E
 from . import geometry as G
@@ -177,7 +177,7 @@ def _render_chunks(meshes, ident, pose, scale, center, light, bg_ids, size, supe
     imgs, lms, vis = [], [], []
     bg_rng = np.random.default_rng(bg_seed)
     with torch.inference_mode(), single_thread():
-        for a in range(0, n, batch_size):
+        for a in progress(range(0, n, batch_size), desc=f"rendering {n} faces"):
             sl = slice(a, min(n, a + batch_size))
             bg = B.backgrounds(bg_ids[sl], size * supersample, size * supersample, bg_rng)
             r = render(meshes[sl], I.take(ident, sl), pose[sl], scale[sl], center[sl], light[sl], bg, size,
