@@ -1,6 +1,7 @@
 """The AU heatmap widget's callbacks, run headless (facelab.widgets.au_heatmap)."""
 from __future__ import annotations
 
+import datetime
 import io
 
 import numpy as np
@@ -124,3 +125,19 @@ def test_widget_object_wires_callbacks(source, models_meta, tmp_path):
     assert "CAM-COS" in w.status.value
     bare = W.AUHeatmapWidget.from_run(tmp_path)                   # nothing saved: heatmap only
     assert bare.models == {} and bare.heat_img.value
+
+
+def test_widget_shows_callback_errors_and_resets_the_upload(source, models_meta):
+    pytest.importorskip("ipywidgets")
+    nets, meta = models_meta
+    w = W.AUHeatmapWidget(source, nets, meta, size=96)
+    assert not any(s.continuous_update for s in (w.index, w.blur, w.scale))   # redraw on release only
+    before = w.heat_img.value
+    w.upload.value = ({"name": "notes.txt", "type": "text/plain", "size": 12, "last_modified": datetime.datetime(2026, 1, 1),
+                       "content": memoryview(b"not an image")},)
+    assert w.last_error and "expected a JPEG or PNG" in w.last_error
+    assert "expected a JPEG or PNG" in w.status.value and "color" in w.status.value
+    assert w.heat_img.value == before                              # the previous picture stays
+    assert len(w.upload.value) == 0                                # cleared: the same file can come again
+    w.index.value = 2                                              # the widget still works afterwards
+    assert w.last_error is None and w.state.index == 2

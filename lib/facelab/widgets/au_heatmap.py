@@ -279,25 +279,30 @@ class AUHeatmapWidget:
         self.source, self.models, self.meta, self.size = source, dict(models or {}), meta, size
         self.state = select_face(HeatmapState(), source, 0)
         self.face = source.face(0)
-        self.index = w.IntSlider(value=0, min=0, max=len(source) - 1, description="face")
+        # continuous_update=False: a redraw (heatmap + CAMs of two models) happens on release only
+        self.index = w.IntSlider(value=0, min=0, max=len(source) - 1, description="face", continuous_update=False)
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="upload")
         self.checks = {au: w.Checkbox(value=au in self.state.aus, description=au, indent=False,
                                       layout=w.Layout(width="70px")) for au in AU_NAMES}
-        self.blur = w.IntSlider(value=3, min=1, max=15, step=2, description="blur")
-        self.scale = w.FloatSlider(value=1.0, min=0.3, max=2.5, step=0.05, description="ellipse x")
+        self.blur = w.IntSlider(value=3, min=1, max=15, step=2, description="blur", continuous_update=False)
+        self.scale = w.FloatSlider(value=1.0, min=0.3, max=2.5, step=0.05, description="ellipse x",
+                                   continuous_update=False)
         self.method = w.Dropdown(options=[("CAM", "cam"), ("GradCAM", "gradcam"), ("GradCAM++", "gradcam++"),
                                           ("LayerCAM", "layercam")], value="cam", description="CAM")
         self.heat_img = w.Image(format="png", width=size, height=size)
         self.cam_imgs = {k: w.Image(format="png", width=size, height=size) for k in self.models}
         self.status = w.HTML()
+        self.last_error: str | None = None
         self._busy = False
-        self.index.observe(self._on_index, names="value")
-        self.upload.observe(self._on_upload, names="value")
+        self.index.observe(self._guarded(self._on_index), names="value")
+        self.upload.observe(self._guarded(self._on_upload), names="value")
         for au, cb in self.checks.items():
-            cb.observe(lambda ch, au=au: self._apply(toggle_au(self.state, au, ch["new"])), names="value")
-        self.blur.observe(lambda ch: self._apply(set_blur(self.state, ch["new"])), names="value")
-        self.scale.observe(lambda ch: self._apply(set_ellipse_scale(self.state, ch["new"])), names="value")
-        self.method.observe(lambda ch: self._apply(replace(self.state, method=ch["new"])), names="value")
+            cb.observe(self._guarded(lambda ch, au=au: self._apply(toggle_au(self.state, au, ch["new"]))), names="value")
+        self.blur.observe(self._guarded(lambda ch: self._apply(set_blur(self.state, ch["new"]))), names="value")
+        self.scale.observe(self._guarded(lambda ch: self._apply(set_ellipse_scale(self.state, ch["new"]))),
+                           names="value")
+        self.method.observe(self._guarded(lambda ch: self._apply(replace(self.state, method=ch["new"]))),
+                            names="value")
         panels = [self.heat_img] + list(self.cam_imgs.values())
         note = [] if self.models else [w.HTML("<i>no trained models found: run the notebook to see their CAMs</i>")]
         self.box = w.VBox([w.HBox([self.index, self.upload]),
@@ -306,6 +311,20 @@ class AUHeatmapWidget:
         self.refresh()
 
     # observers
+    def _guarded(self, callback):
+        """A callback whose error is shown in the widget's status line (ipywidgets would only
+        log it where nobody looks); the previous picture stays."""
+        def run(change):
+            try:
+                callback(change)
+                self.last_error = None
+            except Exception as err:  # noqa: BLE001 - shown to the user, who can act on it
+                import html
+
+                self.last_error = f"{type(err).__name__}: {err}"
+                self.status.value = f"<span style='color:#b00020'>{html.escape(self.last_error)}</span>"
+        return run
+
     def _on_index(self, change) -> None:
         self.face = self.source.face(change["new"])
         self._apply(select_face(self.state, self.source, change["new"]))
@@ -315,9 +334,12 @@ class AUHeatmapWidget:
         if not files:
             return
         item = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
-        size = int(self.meta["size"]) if self.meta else self.source.images.shape[1]
-        shape = self.source.mean_shape * (size / self.source.images.shape[1])
-        self.face = face_from_upload(bytes(item["content"]), size, shape)
+        try:
+            size = int(self.meta["size"]) if self.meta else self.source.images.shape[1]
+            shape = self.source.mean_shape * (size / self.source.images.shape[1])
+            self.face = face_from_upload(bytes(item["content"]), size, shape)
+        finally:  # handled (or refused): clear it, so the same file can be uploaded again
+            self.upload.value = () if isinstance(files, (list, tuple)) else {}
         self._apply(replace(self.state, index=-1))
 
     def _apply(self, state: HeatmapState) -> None:
