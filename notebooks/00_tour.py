@@ -84,7 +84,7 @@ from facelab import mesh
 model = mesh.au_mesh_model()
 tri = mesh.triangles()
 poses = {"neutral": {}, "happy": {"AU06": 2.5, "AU12": 3.0}, "surprise": {"AU01": 2.0, "AU02": 2.0, "AU05": 1.2, "AU26": 2.0}}
-plt = viz._plt()
+plt = viz.pyplot()
 fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
 for ax, (name, aus) in zip(axes, poses.items()):
     v = model.mesh(mesh.aus_from_dict(aus))

@@ -260,7 +260,7 @@ report.record_caps(epochs=epochs, max_train=max_train, max_eval=max_eval, width=
 n_boxes = sum(int((val_ds[i][1][:, 0] >= 0).sum()) for i in range(len(val_ds)))
 print(f"{DATASET}: {len(train_ds)} training images, {len(val_ds)} evaluation images with {n_boxes} faces")
 
-plt = viz._plt()
+plt = viz.pyplot()
 fig, axes = plt.subplots(2, 4, figsize=(10, 5.2))
 for ax, i in zip(axes.flat, range(8)):
     img, t = train_ds[i]

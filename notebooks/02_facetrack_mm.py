@@ -167,7 +167,7 @@ T = CFG["frames"]
 print(f"train {len(TRAIN)} clips, test {len(TEST)} clips of {T} frames at {TRAIN.fps:g} fps, "
       f"{CFG['canvas']} px; {TRAIN.has_distractor.mean():.0%} with a distractor")
 print("caption:", TRAIN.captions[0])
-plt = viz._plt()
+plt = viz.pyplot()
 fig, axes = plt.subplots(2, 6, figsize=(12, 4.4))
 for r in range(2):
     for c, t in enumerate(np.linspace(0, T - 1, 6).astype(int)):

@@ -301,7 +301,7 @@ else:
     AU_IDX = np.arange(len(y_tr))
 mean_au = np.stack([au_tr[AU_IDX][y_tr[AU_IDX] == k].mean(0) if (y_tr[AU_IDX] == k).any() else np.zeros(N_AU)
                     for k in range(K)])
-fig, ax = viz._plt().subplots(figsize=(8, 2.4))
+fig, ax = viz.pyplot().subplots(figsize=(8, 2.4))
 im = ax.imshow(mean_au, aspect="auto", cmap="viridis")
 ax.set_yticks(range(K), NAMES); ax.set_xticks(range(N_AU), AU_NAMES, rotation=90, fontsize=7)
 fig.colorbar(im, ax=ax); ax.set_title("mean AU intensity per class (real train set)")
@@ -900,7 +900,7 @@ for k in range(K):
 report.metric("eval_acc_generated_unguided", acc_unguided)
 report.metric("eval_acc_generated_guided_same_starts", acc_guided_same)
 report.check("generated_recognised_well_above_chance", acc_gen >= 2.0 / K)
-fig, ax = viz._plt().subplots(figsize=(5, 2.6))
+fig, ax = viz.pyplot().subplots(figsize=(5, 2.6))
 ax.bar(NAMES, pc_gen); ax.axhline(1 / K, color="r", ls="--", label="chance"); ax.set_ylim(0, 1)
 ax.set_title("evaluating classifier's accuracy on generated faces"); ax.legend()
 viz.savefig(fig, OUT, "generated_class_accuracy")
@@ -1023,7 +1023,7 @@ for name, (xs, ys) in tqdm(sets.items(), desc="downstream"):
 paper_down = {"synthetic_1x": 0.6723, f"synthetic_{MULTS[-1]}x": 0.6984 if MULTS[-1] == 5 else None}
 for name, acc in DOWN.items():
     report.metric(f"downstream_acc_{name}", acc, paper=paper_down.get(name), paper_dataset="AffectNet")
-fig, ax = viz._plt().subplots(figsize=(6, 2.8))
+fig, ax = viz.pyplot().subplots(figsize=(6, 2.8))
 ax.bar(range(len(DOWN)), list(DOWN.values())); ax.axhline(1 / K, color="r", ls="--", label="chance")
 ax.set_xticks(range(len(DOWN)), [n.replace("_", "\n") for n in DOWN], fontsize=7); ax.set_ylim(0, 1)
 ax.set_title(f"same FER classifier, real {DATASET} test accuracy"); ax.legend()

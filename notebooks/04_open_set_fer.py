@@ -605,7 +605,7 @@ WALL_PROTOCOL = time.time() - T0
 # %%
 k0 = OPEN_CLASSES[0]
 cs0 = RUNS[k0]["close"]
-plt = viz._plt()
+plt = viz.pyplot()
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
 h = cs0["hist"].epochs
 axes[0].plot(range(1, len(h["loss"]) + 1), h["loss"], label="train loss")

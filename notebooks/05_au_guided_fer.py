@@ -563,7 +563,7 @@ print(f"ours: {TEST['name']} ({PROFILE} profile, {len(TEST['y'])} faces); paper 
 print(RESULTS.round(3).to_string())
 
 # %%
-plt = viz._plt()
+plt = viz.pyplot()
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
 xs = np.arange(len(METHOD_NAMES) + 1)
 names = list(METHOD_NAMES.values()) + ["ATT"]

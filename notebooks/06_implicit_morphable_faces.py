@@ -156,7 +156,7 @@ TEST = make_shapes(TEST_IDS, CFG["test_expr"], CFG["n_points"], seed + 7)
 NE = len(CFG["train_expr"])
 print(f"{len(TRAIN)} training shapes, {len(TEST)} held-out shapes, {CFG['n_points']} points each "
       f"({time.time() - t_data:.1f} s)")
-plt = viz._plt()
+plt = viz.pyplot()
 fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
 for k, (ax, s) in enumerate(zip(axes, TRAIN[:NE])):
     m = (s.kind == 0) & (s.points[:, 2] > -0.2)

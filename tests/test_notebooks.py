@@ -95,3 +95,14 @@ def test_nbval_harness_fails_when_a_check_is_false(tmp_path, monkeypatch, value,
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path), "--nbval-lax"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert (proc.returncode == 0) == should_pass, proc.stdout[-2000:]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_uses_only_public_library_names(path):
+    """Notebooks are read by learners: they call the library's public API (``viz.pyplot()``,
+    not ``viz._plt()``), which keeps working when the library's internals move."""
+    import re
+
+    text = path.with_suffix(".py").read_text()
+    private = sorted(set(re.findall(r"\b(?:viz|config|synth|faces|train|metrics|cache)\._[a-z]\w*", text)))
+    assert not private, f"{path.name} uses private library names {private}"

@@ -9,7 +9,10 @@ from typing import Sequence
 import numpy as np
 
 
-def _plt():
+def pyplot():
+    """``matplotlib.pyplot``, with a file backend where nothing can show a window (scripts,
+    tests, CI) and Jupyter's inline backend inside a notebook. Notebooks call
+    ``plt = viz.pyplot()`` instead of importing pyplot themselves."""
     import matplotlib
 
     if not os.environ.get("DISPLAY") and "ipykernel" not in os.environ.get("MPLBACKEND", "") \
@@ -37,7 +40,7 @@ def savefig(fig, out_dir: str | os.PathLike, name: str, *, show: bool = True, dp
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    plt = _plt()
+    plt = pyplot()
     if show and plt.get_backend().lower().endswith("inline"):
         plt.show()
     else:
@@ -71,7 +74,7 @@ def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int
                size: float = 1.4, cmap: str = "gray", overlays: Sequence | None = None,
                overlay_alpha: float = 0.45, suptitle: str | None = None):
     """A grid of images with optional titles and heatmap overlays; returns the figure."""
-    plt = _plt()
+    plt = pyplot()
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols)) if n else 1
@@ -96,7 +99,7 @@ def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int
 
 def curves(history: dict[str, Sequence[float]], title: str = "", xlabel: str = "step"):
     """Line plot of named series (e.g. a training history); returns the figure."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3))
     for name, ys in history.items():
         ax.plot(np.arange(1, len(ys) + 1), ys, label=name)
