@@ -573,15 +573,12 @@ def train_detector(model, desc):
     loss_fn = Y.YOLOXLoss(NC, model.strides)
     gen = torch.Generator().manual_seed(seed)
     aug_epochs = int(round(CFG["aug_frac"] * CFG["epochs"]))
-    state = {"epoch": 0, "model": None}
+    state = {"epoch": 0}
 
-    def on_step(epoch, i):
+    def on_step(epoch, i):                    # the step needs the epoch: augmentation stops after aug_epochs
         state["epoch"] = epoch
-        if state["model"] is not None:        # the optimiser stepped since the last call
-            ema.update(state["model"])
 
     def step(m, batch):
-        state["model"] = m
         images, targets = batch
         x = images.float() / 255.0
         if state["epoch"] < aug_epochs:
@@ -598,8 +595,7 @@ def train_detector(model, desc):
     if DEVICE.type == "cuda":
         model.to(memory_format=torch.channels_last)
     t0 = time.time()
-    hist = fit(model, train_ds, tc, step=step, on_step=on_step)
-    ema.update(state["model"])
+    hist = fit(model, train_ds, tc, step=step, on_step=on_step, callbacks=[ema.callback()])   # EMA after every step
     return ema.module, hist, time.time() - t0
 
 

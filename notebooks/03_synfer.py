@@ -465,18 +465,12 @@ base_loss = DiffusionLoss(unet, text_drop=0.1)
 ema = EMA(unet, CFG["ema"]) if CFG["ema"] else None
 
 
-def ema_update(epoch, i):
-    """fit's hook runs before each step: average the weights the previous step left."""
-    if ema is not None and (epoch or i):
-        ema.update(unet)
-
-
 t_diff = time.time()
 hist = fit(base_loss, train_set, TrainConfig(epochs=CFG["diff_epochs"], batch_size=CFG["diff_batch"], lr=CFG["diff_lr"],
                                                warmup_steps=20, seed=seed, desc="diffusion", clip_grad=1.0,
-                                               checkpoint_dir=None), step=diffusion_step, on_step=ema_update)
+                                               checkpoint_dir=None), step=diffusion_step,
+           callbacks=[ema.callback(source=unet)] if ema is not None else [])          # the EMA averages after every step
 if ema is not None:
-    ema.update(unet)
     ema.copy_to(unet)             # from here on the UNet holds the averaged weights
 unet.eval().to(DEVICE)
 sl = np.asarray(hist.step_loss)

@@ -87,3 +87,32 @@ def test_bad_input_is_refused_with_what_was_expected():
         ema.copy_to(nn.Conv2d(1, 1, 1))  # same names, other shapes
     with pytest.raises(ValueError, match="lacks"):
         ema.copy_to(nn.Sequential(nn.Linear(2, 2)))
+
+
+def test_ema_callback_equals_updating_after_every_step_by_hand():
+    """fit(callbacks=[ema.callback()]) gives the same average as the old pre-step hook plus a
+    final update (what notebooks 01 and 03 did before)."""
+    import torch
+    from torch import nn
+    from torch.utils.data import TensorDataset
+
+    from facelab.nn.ema import EMA
+    from facelab.train import TrainConfig, fit
+
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(64, 4, generator=g), torch.randint(0, 2, (64,), generator=g))
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=1e-2, progress=False)
+
+    def run(use_callback):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+        ema = EMA(model, 0.9)
+        if use_callback:
+            fit(model, data, cfg, callbacks=[ema.callback()])
+        else:
+            fit(model, data, cfg, on_step=lambda e, i: ema.update(model) if (e or i) else None)
+            ema.update(model)
+        return torch.cat([p.flatten() for p in ema.module.parameters()]), ema.updates
+
+    (a, na), (b, nb) = run(True), run(False)
+    assert na == nb == 8 and torch.equal(a, b)

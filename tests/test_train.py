@@ -107,3 +107,50 @@ def test_two_cpu_processes_match_one(tmp_path):
     # Same global batches, gradients averaged over the two halves: equal up to float summation order.
     torch.testing.assert_close(b["params"], a["params"], rtol=1e-4, atol=1e-5)
     assert abs(a["loss"][-1] - b["loss"][-1]) < 1e-4
+
+
+class _Recorder:
+    """A callback that records what fit shows it (and counts steps like an EMA would)."""
+
+    def __init__(self):
+        self.steps, self.epochs = [], []
+
+    def on_step_end(self, model, epoch, step, logs):
+        self.steps.append((epoch, step, round(logs["loss"], 6)))
+
+    def on_epoch_end(self, model, epoch, values):
+        self.epochs.append((epoch, dict(values)))
+
+
+def test_callbacks_see_every_step_and_epoch():
+    from facelab.train import Callback
+
+    rec = _Recorder()
+    assert isinstance(Callback(), Callback)
+    hist = fit(_model(), _data(64), TrainConfig(epochs=2, batch_size=16, progress=False), callbacks=[rec])
+    assert [s[:2] for s in rec.steps] == [(e, i) for e in range(2) for i in range(4)]
+    assert [round(s[2], 6) for s in rec.steps] == [round(v, 6) for v in hist.step_loss]
+    assert [e for e, _ in rec.epochs] == [0, 1] and rec.epochs[1][1]["loss"] == hist.epochs["loss"][1]
+
+
+def test_keep_best_restores_the_best_epochs_weights():
+    """A validation score that peaks at epoch 2 of 4: the model handed back is epoch 2's."""
+    snapshots = {}
+
+    class Snap:
+        def on_step_end(self, model, epoch, step, logs):
+            pass
+
+        def on_epoch_end(self, model, epoch, values):
+            snapshots[epoch + 1] = _flat(model).clone()
+
+    scores = iter([0.2, 0.9, 0.5, 0.4])
+    model = _model()
+    hist = fit(model, _data(64), TrainConfig(epochs=4, batch_size=16, lr=1e-2, progress=False),
+               evaluate=lambda m: {"acc": next(scores)}, callbacks=[Snap()], keep_best="max:val_acc")
+    assert hist.best == {"epoch": 2, "metric": "val_acc", "value": 0.9}
+    assert torch.equal(_flat(model), snapshots[2]) and not torch.equal(snapshots[2], snapshots[4])
+    with pytest.raises(ValueError, match="max:<metric>"):
+        fit(_model(), _data(32), TrainConfig(epochs=1, batch_size=16, progress=False), keep_best="val_acc")
+    with pytest.raises(KeyError, match="not logged"):
+        fit(_model(), _data(32), TrainConfig(epochs=1, batch_size=16, progress=False), keep_best="min:val_loss")

@@ -20,7 +20,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -73,18 +73,42 @@ class History:
     epochs: dict[str, list[float]] = field(default_factory=dict)
     step_loss: list[float] = field(default_factory=list)
     stopped_early: dict | None = None   # {"epoch", "step", "elapsed_s"} when the time budget ended training
+    best: dict | None = None            # {"epoch", "metric", "value"} with fit(keep_best=...): the weights kept
 
     def log_epoch(self, values: dict[str, float]) -> None:
         for k, v in values.items():
             self.epochs.setdefault(k, []).append(float(v))
 
     def to_dict(self) -> dict:
-        return {"epochs": self.epochs, "step_loss": self.step_loss, "stopped_early": self.stopped_early}
+        return {"epochs": self.epochs, "step_loss": self.step_loss, "stopped_early": self.stopped_early,
+                "best": self.best}
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
         return cls(epochs={k: list(v) for k, v in d["epochs"].items()}, step_loss=list(d["step_loss"]),
-                   stopped_early=d.get("stopped_early"))
+                   stopped_early=d.get("stopped_early"), best=d.get("best"))
+
+
+class Callback:
+    """Hooks into :func:`fit` (override what you need). ``model`` is the unwrapped model.
+
+    ``on_step_end(model, epoch, step, logs)`` after every optimiser step (e.g. an EMA update);
+    ``on_epoch_end(model, epoch, values)`` after the epoch's values (and ``val_*``) are logged."""
+
+    def on_step_end(self, model: nn.Module, epoch: int, step: int, logs: dict[str, float]) -> None:
+        pass
+
+    def on_epoch_end(self, model: nn.Module, epoch: int, values: dict[str, float]) -> None:
+        pass
+
+
+def _parse_keep_best(keep_best: str | None) -> tuple[str, str] | None:
+    if keep_best is None:
+        return None
+    mode, _, metric = keep_best.partition(":")
+    if mode not in ("max", "min") or not metric:
+        raise ValueError(f"keep_best: expected 'max:<metric>' or 'min:<metric>' (e.g. 'max:val_acc'), got {keep_best!r}")
+    return mode, metric
 
 
 def default_step(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
@@ -155,13 +179,17 @@ def _latest_checkpoint(root: Path) -> tuple[int, Path] | None:
 def fit(model: nn.Module, train_data: Dataset, cfg: TrainConfig, *,
         step: Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]] = default_step,
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
-        accelerator=None, params=None, on_step: Callable[[int, int], None] | None = None) -> History:
+        accelerator=None, params=None, on_step: Callable[[int, int], None] | None = None,
+        callbacks: Sequence[Callback] = (), keep_best: str | None = None) -> History:
     """Train ``model`` on ``train_data`` for ``cfg.epochs``; return the :class:`History`.
 
     ``step(model, batch)`` returns ``(loss, {name: value})``; ``evaluate(model)`` (optional,
     run on the main process after each epoch) returns metrics to log. ``params`` restricts
-    what is optimised (e.g. an adapter only). ``on_step(epoch, step)`` is a hook, used by the
-    tests to simulate an interruption. The trained weights stay in ``model``.
+    what is optimised (e.g. an adapter only). ``on_step(epoch, step)`` runs before each step
+    (the tests simulate an interruption with it); ``callbacks`` see every step's and epoch's end.
+    ``keep_best="max:val_acc"`` (or ``"min:val_loss"``, any logged name) restores, after the last
+    epoch, the weights of the epoch where that value was best (``history.best`` says which);
+    otherwise the last epoch's weights stay in ``model``.
     """
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -187,6 +215,13 @@ def fit(model: nn.Module, train_data: Dataset, cfg: TrainConfig, *,
             start = epoch_done
             acc.print(f"resumed from {path} (epoch {epoch_done}/{cfg.epochs})")
 
+    best_rule = _parse_keep_best(keep_best)
+    best_state = None
+    if best_rule is not None and start > 0 and history.best is not None:
+        # checkpoints hold the last epoch's weights only: after a resume the best is chosen anew
+        acc.print(f"keep_best: the best before the resume (epoch {history.best['epoch']}) is not in the checkpoint; "
+                  "choosing among the remaining epochs")
+        history.best = None
     t_start = time.monotonic()
     for epoch in range(start, cfg.epochs):
         pmodel.train()
@@ -212,6 +247,8 @@ def fit(model: nn.Module, train_data: Dataset, cfg: TrainConfig, *,
             for k, v in {"loss": lval, **logs}.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             count += 1
+            for cb in callbacks:
+                cb.on_step_end(acc.unwrap_model(pmodel), epoch, i, {"loss": lval, **logs})
             bar.set_postfix(loss=f"{lval:.4f}")
             if cfg.time_budget_s is not None and _over_budget(acc, time.monotonic() - t_start, cfg.time_budget_s):
                 history.stopped_early = {"epoch": epoch, "step": i + 1, "elapsed_s": round(time.monotonic() - t_start, 1)}
@@ -225,11 +262,25 @@ def fit(model: nn.Module, train_data: Dataset, cfg: TrainConfig, *,
             with torch.no_grad():
                 values.update({f"val_{k}": v for k, v in evaluate(acc.unwrap_model(pmodel)).items()})
         history.log_epoch(values)
+        for cb in callbacks:
+            cb.on_epoch_end(acc.unwrap_model(pmodel), epoch, values)
+        if best_rule is not None:
+            mode, metric = best_rule
+            if metric not in values:
+                raise KeyError(f"keep_best: {metric!r} is not logged; logged: {sorted(values)} "
+                               "(validation values are named val_<name>: pass evaluate=)")
+            v = float(values[metric])
+            better = history.best is None or (v > history.best["value"] if mode == "max" else v < history.best["value"])
+            if better:
+                history.best = {"epoch": epoch + 1, "metric": metric, "value": v}
+                best_state = {k: t.detach().to("cpu", copy=True) for k, t in acc.unwrap_model(pmodel).state_dict().items()}
         if ckpt_root is not None and history.stopped_early is None:
             _save_checkpoint(acc, ckpt_root, epoch + 1, history, cfg)
         if history.stopped_early is not None:
             break
     acc.wait_for_everyone()
+    if best_state is not None:
+        acc.unwrap_model(pmodel).load_state_dict(best_state)
     return history
 
 

@@ -75,6 +75,12 @@ class EMA:
         if floats:  # one fused op over all tensors: a per-tensor loop is hundreds of GPU launches per step
             torch._foreach_lerp_(floats, weights, 1 - d)
 
+    def callback(self, source: nn.Module | None = None) -> "_EMACallback":
+        """A ``facelab.train.fit`` callback that averages after every optimiser step:
+        ``fit(model, data, cfg, callbacks=[ema.callback()])``. ``source``: the module to average
+        when it is not the one ``fit`` trains (e.g. the UNet inside a loss wrapper)."""
+        return _EMACallback(self, source)
+
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
         """Write the average into ``model`` (same architecture)."""
@@ -86,3 +92,14 @@ class EMA:
                              f"tensors, e.g. {bad[:3]}")
         for k, v in avg.items():
             state[k].copy_(v)
+
+
+class _EMACallback:
+    def __init__(self, ema: EMA, source: nn.Module | None) -> None:
+        self.ema, self.source = ema, source
+
+    def on_step_end(self, model: nn.Module, epoch: int, step: int, logs: dict) -> None:
+        self.ema.update(self.source if self.source is not None else model)
+
+    def on_epoch_end(self, model: nn.Module, epoch: int, values: dict) -> None:
+        pass
