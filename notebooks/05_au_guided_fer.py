@@ -78,17 +78,14 @@ from facelab.nn import cams
 
 # %%
 import copy
-import hashlib
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from facelab import cache, config, metrics, synth, viz
+from facelab import config, data as D, faces, metrics, synth, viz
 from facelab.config import BASIC7, EXPRESSIONS
-from facelab.faces import AU_CODEBOOK, align_face, au_heatmap, five_from_68, transform_points
+from facelab.faces import AU_CODEBOOK, au_heatmap
 from facelab.nn.backbones import fer_classifier
 from facelab.results import Report
 from facelab.train import TrainConfig, fit
@@ -162,60 +159,13 @@ K = len(CLASSES)
 # test set; the paper's RAF-DB numbers carry that optimism.)
 
 # %%
-def align_synth(images, lm68, size, zoom=0.9):
-    """Warp each face so its 5 points land on the template; move the 68 points with it."""
-    out_img = np.empty((len(images), size, size, 3), np.uint8)
-    out_lm = np.empty_like(lm68, dtype=np.float32)
-    for i, (im, lm) in enumerate(zip(images, lm68)):
-        out_img[i], m = align_face(im, five_from_68(lm), size, zoom=zoom)
-        out_lm[i] = transform_points(lm, m)
-    return out_img, out_lm
-
-
 def synth_split(n, seed_):
     """n aligned synthetic faces of the 7 basic classes: images, labels, exact landmarks."""
     ds = synth.SynthFaces(n, CFG["size"], expressions=list(range(K)), seed=seed_, supersample=1,
                           backgrounds="plain" if PROFILE == "smoke" else "mixed")
     a = ds.arrays
-    img, lm = align_synth(a["images"], a["landmarks68"].astype(np.float32), CFG["size"])
+    img, lm = faces.align_batch(a["images"], a["landmarks68"].astype(np.float32), CFG["size"])
     return {"x": img, "y": a["label"].astype(np.int64), "lm": lm, "lm_ok": np.ones(len(img), bool)}
-
-
-def _digest(arr):
-    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()[:24]
-
-
-def facemesh_landmarks(faces, min_score=0.5):
-    """FaceMesh on whole face crops (N, s, s, 3) uint8: (N, 68, 2) in crop pixels and an ok mask.
-
-    Cached by a hash of the pixels. Each thread owns one TFLite interpreter."""
-    import threading
-
-    from facelab.faces import FaceMesh, to68
-
-    def compute():
-        local = threading.local()
-
-        def one(img):
-            if not hasattr(local, "fm"):
-                local.fm = FaceMesh()
-            big = np.asarray(torch.nn.functional.interpolate(
-                torch.from_numpy(img).permute(2, 0, 1)[None].float(), size=192, mode="bilinear",
-                align_corners=False)[0].permute(1, 2, 0).clamp(0, 255).byte())
-            pts, score = local.fm.predict(big, np.array([8.0, 8.0, 184.0, 184.0]))
-            lm = to68(pts[:, :2]) * (img.shape[0] / 192.0)
-            ok = score >= min_score and lm.min() >= -2 and lm.max() <= img.shape[0] + 2
-            return lm.astype(np.float32), bool(ok)
-
-        workers = max(1, min(16, (torch.get_num_threads() if DEVICE.type == "cpu" else 16)))
-        with ThreadPoolExecutor(workers) as ex:
-            res = list(tqdm(ex.map(one, faces), total=len(faces), desc="landmarks", leave=False))
-        return np.stack([r[0] for r in res]) if res else np.zeros((0, 68, 2), np.float32), \
-            np.array([r[1] for r in res], bool)
-
-    if len(faces) == 0:
-        return np.zeros((0, 68, 2), np.float32), np.zeros(0, bool)
-    return cache.cached("05_facemesh68", ["v1", _digest(faces), faces.shape, min_score], compute)
 
 
 def read_real(name, root, split, limit=None, seed_=0):
@@ -229,26 +179,19 @@ def read_real(name, root, split, limit=None, seed_=0):
     return {"x": x, "y": y, "name": f"{name}:{split}"}
 
 
-def add_landmarks(d, budget, mean_shape=None, seed_=0):
-    """Landmark up to ``budget`` faces with FaceMesh; the rest and the failures get the mean shape."""
-    n = len(d["x"])
-    idx = np.arange(n) if budget >= n else np.sort(np.random.default_rng(seed_).choice(n, budget, replace=False))
-    lm = np.zeros((n, 68, 2), np.float32)
-    ok = np.zeros(n, bool)
-    if len(idx):
-        lm[idx], ok[idx] = facemesh_landmarks(d["x"][idx])
-    if mean_shape is None:
-        mean_shape = lm[ok].mean(0) if ok.any() else synth_mean_shape()
-    lm[~ok] = mean_shape
-    d.update(lm=lm, lm_ok=ok, mean_shape=mean_shape, landmarked=len(idx))
-    return d
-
-
 def synth_mean_shape():
     """Mean aligned 68-point shape of synthetic faces (used only when no real face was landmarked)."""
     return synth_split(64, 999)["lm"].mean(0)
 
 
+def add_landmarks(d, budget, mean_shape=None):
+    """FaceMesh on up to ``budget`` faces of split ``d``; the rest and the failures get the mean shape."""
+    d.update(faces.landmarks_with_fallback(d["x"], budget, mean_shape=mean_shape, fallback_shape=synth_mean_shape,
+                                           seed=seed, threads=LANDMARK_THREADS))
+    return d
+
+
+LANDMARK_THREADS = max(1, min(16, torch.get_num_threads() if DEVICE.type == "cpu" else 16))
 if DATASET == "synth":
     scale = 1 if PROFILE == "smoke" else 6
     TRAIN = synth_split(min(CFG["n_train"] * scale, max_train or 10**9), seed + 1)
@@ -259,16 +202,15 @@ else:
     train_split = {"fer2013": "train", "rafdb": "train", "affectnet": "train"}[DATASET]
     full = read_real(DATASET, ROOT, train_split, limit=max_train, seed_=seed)
     # Validation = a stratified 10% of train (checkpoint selection never sees the test split).
-    vidx = np.concatenate([np.random.default_rng(seed).permutation(np.flatnonzero(full["y"] == c))[
-        : max(1, int(0.1 * (full["y"] == c).sum()))] for c in range(K) if (full["y"] == c).any()])
+    vidx, _ = D.stratified_split(full["y"], 0.1, seed)
     vmask = np.zeros(len(full["y"]), bool)
     vmask[vidx] = True
     TRAIN = {"x": full["x"][~vmask], "y": full["y"][~vmask]}
     VAL = {"x": full["x"][vmask], "y": full["y"][vmask]}
     TEST = read_real(DATASET, ROOT, EVAL_SPLIT, limit=max_eval, seed_=seed)
-    add_landmarks(TRAIN, CFG["landmark_budget"], seed_=seed)
-    add_landmarks(VAL, CFG["landmark_budget"], TRAIN["mean_shape"], seed_=seed)
-    add_landmarks(TEST, len(TEST["x"]), TRAIN["mean_shape"], seed_=seed)
+    add_landmarks(TRAIN, CFG["landmark_budget"])
+    add_landmarks(VAL, CFG["landmark_budget"], TRAIN["mean_shape"])
+    add_landmarks(TEST, len(TEST["x"]), TRAIN["mean_shape"])
 for nm, d in (("train", TRAIN), ("val", VAL), ("test", TEST)):
     n_ok = int(d["lm_ok"].sum())
     print(f"{nm}: {len(d['y'])} faces, class counts {np.bincount(d['y'], minlength=K).tolist()}, "
@@ -640,7 +582,7 @@ if eval_dataset is not None:
         raise config.ConfigError(f"eval_dataset={eval_dataset!r} needs eval_root: the folder of that dataset")
     xsplit = eval_split or {"fer2013": "publictest", "rafdb": "test", "affectnet": "val", "sfew": "Val"}.get(eval_dataset)
     xd = read_real(eval_dataset, xroot, xsplit, limit=max_eval, seed_=seed)
-    add_landmarks(xd, len(xd["x"]), TRAIN["mean_shape"] if "mean_shape" in TRAIN else TRAIN["lm"].mean(0), seed_=seed)
+    add_landmarks(xd, len(xd["x"]), TRAIN["mean_shape"] if "mean_shape" in TRAIN else TRAIN["lm"].mean(0))
     heatmaps(xd)
     shared = sorted(set(np.unique(xd["y"]).tolist()) & set(range(K)))
     X_U, X_G = score(net_u, xd, shared), score(net_g, xd, shared)

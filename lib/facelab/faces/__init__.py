@@ -8,6 +8,7 @@ from .align import (align_face, five_from_68, invert_affine, similarity_to_templ
                     transform_points, umeyama, warp_affine)
 from .au import (AU_CODEBOOK, AU_REGIONS, au_heatmap, codebook_aus, expression_aus)
 from .au_estimate import estimate_aus
+from .batch import align_batch, landmarks_with_fallback, mesh68_crops
 from .detect import Detections, detect
 from .landmarks import FaceMesh, detect_landmarks, landmarks68, nme, read_pts, to68
 from .track import (FaceTracker, Track, clear_mot, crop_tube, detect_frames, main_track, track_faces,
@@ -18,5 +19,5 @@ __all__ = [
     "AU_CODEBOOK", "AU_REGIONS", "Detections", "FaceMesh", "align_face", "au_heatmap", "codebook_aus",
     "detect", "detect_landmarks", "estimate_aus", "expression_aus", "five_from_68", "invert_affine", "landmarks68",
     "nme", "read_pts", "similarity_to_template", "template_5", "to68", "transform_points", "umeyama",
-    "warp_affine",
+    "warp_affine", "align_batch", "landmarks_with_fallback", "mesh68_crops",
 ]
