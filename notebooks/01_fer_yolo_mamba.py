@@ -77,7 +77,6 @@ import time
 import numpy as np
 
 from facelab import config, viz
-from facelab.boxes import box_iou
 from facelab.metrics_det import evaluate_detections
 from facelab.nn.ema import EMA
 from facelab.results import Report
@@ -160,47 +159,6 @@ def synth_scenes(n, size, max_faces, face_frac, seed):
     return b.images, b.boxes, b.labels
 
 
-def compose_fer_scenes(faces, labels, n, size, max_faces, face_px, seed, feather=3):
-    """Scenes of real faces: FER2013 crops pasted onto grey synthetic backgrounds.
-
-    Returns (images uint8 (n, size, size) grey, boxes list of (k, 4), labels list of (k,))."""
-    from PIL import Image
-    from facelab.synth.backgrounds import KINDS, backgrounds
-
-    r = np.random.default_rng(seed)
-    bg_rng = np.random.default_rng(seed + 1)
-    images = np.empty((n, size, size), np.uint8)
-    all_boxes, all_labels = [], []
-    ramp = np.minimum(np.arange(1, 200) / feather, 1.0)
-    for a in range(0, n, 64):
-        m = min(64, n - a)
-        bg = backgrounds(r.integers(0, len(KINDS), m), size, size, bg_rng).numpy()
-        bg = (bg @ np.array([0.299, 0.587, 0.114])) * 255.0
-        for i in range(m):
-            canvas = bg[i]
-            boxes, labs = [], []
-            for _ in range(int(r.integers(1, max_faces + 1))):
-                for _try in range(20):
-                    s = int(r.integers(face_px[0], face_px[1] + 1))
-                    x0, y0 = int(r.integers(0, size - s + 1)), int(r.integers(0, size - s + 1))
-                    b = np.array([x0, y0, x0 + s, y0 + s], np.float32)
-                    if not boxes or box_iou(b, np.array(boxes)).max() < 0.02:
-                        break
-                else:
-                    continue
-                k = int(r.integers(0, len(faces)))
-                face = np.asarray(Image.fromarray(faces[k]).resize((s, s), Image.BILINEAR), np.float64)
-                edge = ramp[np.minimum(np.arange(s), np.arange(s)[::-1])]
-                alpha = np.minimum(edge[:, None], edge[None, :])
-                canvas[y0:y0 + s, x0:x0 + s] = alpha * face + (1 - alpha) * canvas[y0:y0 + s, x0:x0 + s]
-                boxes.append(b)
-                labs.append(int(labels[k]))
-            images[a + i] = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
-            all_boxes.append(np.array(boxes, np.float32).reshape(-1, 4))
-            all_labels.append(np.array(labs, np.int64))
-    return images, all_boxes, all_labels
-
-
 root = config.dataset_root(data_root, "FER2013 <root>/<split>/<class>/*.jpg (demo); RAF-DB basic/ or an SFEW list (paper)")
 if PROFILE == "smoke" and root is None:
     DATASET = "synth.scenes"
@@ -228,8 +186,8 @@ elif PROFILE in ("smoke", "demo"):
     if split_info["resplit"]:
         DATASET = f"FER2013 {split_eval} faces (halves: the train split is degraded) composed into {CFG['size']} px scenes"
     face_px = CFG["face_px"] if "face_px" in CFG else tuple(int(CFG["size"] * f) for f in CFG["face_frac"])
-    train_src = compose_fer_scenes(tr_faces, tr_labels, CFG["n_train"], CFG["size"], CFG["max_faces"], face_px, seed)
-    val_src = compose_fer_scenes(ev_faces, ev_labels, CFG["n_val"], CFG["size"], CFG["max_faces"], face_px, seed + 10_000)
+    train_src = synth.paste_faces(tr_faces, tr_labels, CFG["n_train"], CFG["size"], CFG["max_faces"], face_px, seed)
+    val_src = synth.paste_faces(ev_faces, ev_labels, CFG["n_val"], CFG["size"], CFG["max_faces"], face_px, seed + 10_000)
 else:  # paper: RAF-DB (a folder) or SFEW (a list file)
     from pathlib import Path
 

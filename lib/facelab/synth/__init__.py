@@ -11,6 +11,7 @@ Generators (all seedable, never touching global RNGs):
 * :func:`faces` - one face per image with label, AUs, 468/68 landmarks, pose, box,
   visibility, identity parameters and a one-sentence description.
 * :func:`scenes` - 0..max_faces faces per image with boxes, for detectors.
+* :func:`paste_faces` - scenes of *real* face crops (e.g. FER2013) pasted onto the backgrounds.
 * :func:`contact_sheet` / :func:`save_contact_sheets` - figures per expression.
 * :func:`videos` - clips with timed AU events (onset/apex/offset), blinks, head motion,
   optional distractor faces, event lists and captions written from them.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from .expressions import ALL_EXPRESSIONS, AU_MAX, BASIC, COMPOUND
 from .generators import FaceBatch, SceneBatch, faces, scenes
+from .composite import paste_faces
 from .figures import contact_sheet, save_contact_sheets
 from .videos import VideoBatch, videos
 from .dyads import DyadBatch, dyads
@@ -37,4 +39,4 @@ from .datasets import SynthDyads, SynthFaces, SynthScenes, SynthSDF, SynthVideos
 __all__ = ["faces", "scenes", "FaceBatch", "SceneBatch", "contact_sheet", "save_contact_sheets",
            "SynthFaces", "SynthScenes", "ALL_EXPRESSIONS", "AU_MAX", "BASIC", "COMPOUND",
            "videos", "VideoBatch", "dyads", "DyadBatch", "sdf_samples", "closed_face", "ClosedFace", "SDFSamples",
-           "SynthVideos", "SynthDyads", "SynthSDF"]
+           "SynthVideos", "SynthDyads", "SynthSDF", "paste_faces"]
