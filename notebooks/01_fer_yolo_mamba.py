@@ -82,6 +82,11 @@ from facelab.nn.ema import EMA
 from facelab.results import Report
 from facelab.train import TrainConfig, fit
 
+
+# %% [markdown]
+# One dict per profile (printed below); the parameters cell's knobs override its entries.
+
+# %%
 T_START = time.time()
 PROFILE = config.resolve_profile(profile)
 CFG = config.pick(PROFILE, {
@@ -108,6 +113,13 @@ CFG = config.pick(PROFILE, {
               "lr": 1e-2 * 16 / 64, "weight_decay": 5e-4, "warmup_epochs": 3, "aug_frac": 0.7, "mosaic": 0.5,
               "mixup": 0.5, "ema_decay": 0.9999, "ema_tau": 2000.0, "conf": 0.05, "nms": 0.5, "speed_size": 320, "speed_batches": (1, 32)},
 }, epochs=epochs, width=width)
+
+
+# %% [markdown]
+# Caps from the parameters (a CPU run of the demo profile shrinks the scenes and the counts; each cap is
+# recorded in metrics.json and named beside the numbers), threads, seed and device.
+
+# %%
 for key, cap in (("n_train", max_train), ("n_val", max_eval)):
     if cap is not None and CFG[key] is not None:
         CFG[key] = min(CFG[key], int(cap))
@@ -209,6 +221,12 @@ else:  # paper: RAF-DB (a folder) or SFEW (a list file)
     if max_eval is not None:
         val_src = torch.utils.data.Subset(val_src, range(min(int(max_eval), len(val_src))))
 
+
+# %% [markdown]
+# Every source becomes a letterboxed tensor dataset (`facelab.nn.yolox.LetterboxDetection`: at most
+# `MAX_OBJ` boxes per image, padded with -1). A look at the training scenes with their boxes:
+
+# %%
 MAX_OBJ = 8 if CFG["max_faces"] is None else max(4, CFG["max_faces"])
 train_ds = Y.LetterboxDetection(train_src, CFG["size"], MAX_OBJ)
 val_ds = Y.LetterboxDetection(val_src, CFG["size"], MAX_OBJ)
@@ -363,6 +381,15 @@ class SS2D(nn.Module):
         return self.out_proj(y.to(z.dtype) * F.silu(z))
 
 
+# %% [markdown]
+# ### The VSS block and the detector
+#
+# FER-YOLO-VSS splits the channels in two: the left half goes through the FRM (local, channel
+# attention), the right half through LayerNorm and SS2D with a residual (global, the scan); the
+# halves are concatenated and fused by a 1x1 conv, plus the block's input. `build_detector` puts
+# four such blocks where YOLOX's PAFPN has CSP layers.
+
+# %% tags=["export"]
 class VSSBlock(nn.Module):
     """FER-YOLO-VSS: [FRM(X_l), X_r + SS2D(LN(X_r))] -> 1x1 conv -> + X. Keeps its channel count.
 
@@ -557,6 +584,11 @@ def train_detector(model, desc):
     return ema.module, hist, time.time() - t0
 
 
+# %% [markdown]
+# Detection on the evaluation scenes (decoded boxes, NMS) and VOC mAP@0.5; first an untrained detector
+# as the floor, then both detectors trained with the same recipe and budget.
+
+# %%
 @torch.no_grad()
 def detect(model, ds, batch=32):
     model.eval().to(DEVICE)
