@@ -100,6 +100,11 @@ from facelab.nn.cams import resize_maps
 from facelab.results import Report
 from facelab.train import TrainConfig, fit, predict
 
+
+# %% [markdown]
+# One dict per profile (printed below); the parameters cell's knobs override its entries.
+
+# %%
 PROFILE = config.resolve_profile(profile)
 CFG = config.pick(PROFILE, {
     # CPU, synthetic faces: one held-out basic class plus compound expressions as extra unknowns.
@@ -129,6 +134,12 @@ CFG = config.pick(PROFILE, {
               "lam": 6.0, "keep_ratio": 0.7, "threads": None, "oracle": True, "oracle_epochs": 30, "oracle_lam": 0.0},
 }, close_epochs=close_epochs, cycles=cycles, cycle_epochs=cycle_epochs, oracle=oracle, oracle_epochs=oracle_epochs,
    close_arch=arch, det_arch=arch, close_width=width, det_width=width, threads=threads)
+
+
+# %% [markdown]
+# Output folder, seed, device, the dataset root and the held-out classes, each checked.
+
+# %%
 OUT = config.out_dir("04_open_set_fer", out_dir)
 rng = config.seed_everything(seed)
 DEVICE = config.device()
@@ -287,6 +298,10 @@ report.record_caps(max_per_class=max_per_class, close_epochs=close_epochs, cycle
                    oracle_epochs=oracle_epochs, arch=arch, width=width, threads=threads)
 
 
+# %% [markdown]
+# The guard against a degraded training split (see above), then a look at one face per class.
+
+# %%
 from facelab.data import resplit_if_degraded
 
 # The paper's pool adds class k's *training* images to the evaluation split, so the two splits must
@@ -514,6 +529,11 @@ def small_loss_subset(loss: torch.Tensor, pseudo: torch.Tensor, keep_ratio: floa
 oracle_step = detector_step_with(CFG["oracle_lam"])
 
 
+# %% [markdown]
+# **Cycle training** (Sec. 3.3): two detectors, each trained on the small-loss subset the *other*
+# one picked in the previous cycle (co-teaching's exchange), so neither fits its own mistakes.
+
+# %%
 def cycle_train(pool_x: torch.Tensor, pseudo: torch.Tensor, i: int, k: str, fixed: np.ndarray | None = None):
     """Two detectors, CFG["cycles"] cycles with exchange of small-loss subsets. ``fixed``: train both
     once, for CFG["oracle_epochs"] epochs, on these pool indices (the oracle diagnostic), no exchange."""

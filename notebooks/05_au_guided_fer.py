@@ -77,7 +77,6 @@ from torch import nn
 from facelab.nn import cams
 
 # %%
-import copy
 import time
 
 import numpy as np
@@ -101,6 +100,11 @@ if ROOT is None and DATASET != "synth":
 if DATASET not in ("synth", "fer2013", "rafdb", "affectnet"):
     raise config.ConfigError(f"dataset {DATASET!r}: expected synth, fer2013, rafdb or affectnet")
 
+
+# %% [markdown]
+# One dict per profile (printed below); the parameters cell's knobs override its entries.
+
+# %%
 CFG = config.pick(PROFILE, {
     # CPU: a 4-stage SmallCNN on 32 px faces; its last map is 4x4, the heatmaps 16x16.
     "smoke": {"size": 32, "hm_size": 16, "arch": "small", "width": 12, "small_input": True,
@@ -122,6 +126,12 @@ CFG = config.pick(PROFILE, {
               "landmark_budget": 10**9, "sweep": [0.1, 1, 2, 4, 6, 9, 12, 16, 20], "threads": None},
 }, arch=arch, lam=lam, epochs=epochs, landmark_budget=landmark_budget, sweep=lambda_sweep,
    size=image_size, hm_size=image_size // 2 if image_size else None, width=width, threads=threads)
+
+
+# %% [markdown]
+# Threads, seed, device, output folders and the report that writes metrics.json.
+
+# %%
 if CFG["threads"]:
     # On a shared 2-core machine one intra-op thread is several times faster than two fighting.
     torch.set_num_threads(CFG["threads"])
@@ -191,6 +201,11 @@ def add_landmarks(d, budget, mean_shape=None):
     return d
 
 
+# %% [markdown]
+# The splits: synthetic faces with exact landmarks in smoke; a real dataset's train split (10 %
+# stratified for validation) and its evaluation split otherwise, landmarked with FaceMesh.
+
+# %%
 LANDMARK_THREADS = max(1, min(16, torch.get_num_threads() if DEVICE.type == "cpu" else 16))
 if DATASET == "synth":
     scale = 1 if PROFILE == "smoke" else 6
@@ -375,25 +390,23 @@ def train(lam_, tag):
     tc = TrainConfig(epochs=CFG["epochs"], batch_size=CFG["batch_size"], lr=CFG["lr"], optimizer=CFG["optimizer"],
                      weight_decay=CFG["weight_decay"], scheduler=CFG["scheduler"], step_size=CFG["step_size"],
                      gamma=CFG["gamma"], seed=seed, desc=tag, progress=PROFILE != "smoke")
-    best = {"acc": -1.0, "state": None, "epoch": 0}
-
     def evaluate(model):
-        acc = metrics.accuracy(VAL["y"], logits_of(model.net, VAL["x"]).argmax(1).numpy())
-        if acc > best["acc"]:
-            best.update(acc=acc, state=copy.deepcopy({k: v.cpu() for k, v in model.net.state_dict().items()}),
-                        epoch=len(hist_epochs) + 1)
-        hist_epochs.append(acc)
-        return {"acc": acc}
+        return {"acc": metrics.accuracy(VAL["y"], logits_of(model.net, VAL["x"]).argmax(1).numpy())}
 
-    hist_epochs = []
     t = time.time()
-    hist = fit(WithFeatures(net), data, tc, step=make_step(lam_), evaluate=evaluate)
-    net.load_state_dict(best["state"])
+    # keep_best: after the last epoch the weights of the best validation epoch are put back
+    hist = fit(WithFeatures(net), data, tc, step=make_step(lam_), evaluate=evaluate, keep_best="max:val_acc")
     net.to(DEVICE).eval()
-    print(f"{tag}: {time.time() - t:.0f} s, best val acc {best['acc']:.3f} at epoch {best['epoch']}/{CFG['epochs']}")
+    print(f"{tag}: {time.time() - t:.0f} s, best val acc {hist.best['value']:.3f} at epoch "
+          f"{hist.best['epoch']}/{CFG['epochs']}")
     return net, hist
 
 
+# %% [markdown]
+# Both runs, and their curves: cross-entropy, the alignment term (1 - cos; the unguided run only
+# measures it) and validation accuracy per epoch.
+
+# %%
 LAM = float(CFG["lam"])
 net_u, hist_u = train(0.0, "unguided (λ=0)")
 net_g, hist_g = train(LAM, f"guided (λ={LAM:g})")

@@ -14,7 +14,7 @@ from torch import nn
 from facelab.nn import cams
 
 
-# --- notebooks/05_au_guided_fer.ipynb, cell 9 ---
+# --- notebooks/05_au_guided_fer.ipynb, cell 15 ---
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
