@@ -60,15 +60,19 @@ cfg_scale = None
 vote_threshold = 0.67
 synth_multipliers = [1, 2, 5]
 
+# %% tags=["export"]
+# What the model cells below need. Cells tagged `export` are also written to
+# `facelab.papers.synfer` (`python -m facelab export`), which tests import.
+import torch
+import torch.nn.functional as F
+from torch import nn
+
 # %%
 import math
 import time
 from contextlib import nullcontext
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
@@ -80,6 +84,11 @@ from facelab.nn.backbones import fer_classifier
 from facelab.results import Report
 from facelab.train import TrainConfig, fit
 
+
+# %% [markdown]
+# One dict per profile (printed below); the parameters cell's knobs override its entries.
+
+# %%
 T0 = time.time()
 PROFILE = config.resolve_profile(profile)
 CFG = config.pick(PROFILE, {
@@ -120,6 +129,12 @@ CFG = config.pick(PROFILE, {
 if CFG["threads"]:
     # Small ops on a shared 2-core CPU: a second OpenMP thread mostly spin-waits (4x slower here).
     torch.set_num_threads(CFG["threads"])
+
+
+# %% [markdown]
+# Output folders, seed, device, the dataset root and the parameters that need checking.
+
+# %%
 OUT = config.out_dir("03_synfer", out_dir)
 RUN = config.run_dir("03_synfer", PROFILE)
 rng = config.seed_everything(seed)
@@ -226,6 +241,11 @@ def load_real():
     return out
 
 
+# %% [markdown]
+# Read (or render) both splits, then measure their sharpness: a generator trained on blurred faces
+# makes blurred faces, so a gap between the splits is reported, not hidden.
+
+# %%
 REAL = load_real()
 if CFG["threads"]:
     torch.set_num_threads(CFG["threads"])       # the renderer may have changed torch's thread count
@@ -243,6 +263,14 @@ report.metric("sharpness_test_median", SHARP["test"])
 if SHARP["train"] < 0.5 * SHARP["test"]:
     print("WARNING: the train split is much blurrier than the test split; generated faces will inherit the blur, "
           "and classifiers trained on train/generated faces are tested across a sharpness shift.")
+
+
+# %% [markdown]
+# The real training set is cut in two halves: **A** trains the guide classifiers used during
+# sampling, **B** the evaluator that judges the generated faces (so the judge never saw the guide's
+# data). A look at the training faces:
+
+# %%
 perm = np.random.default_rng(seed).permutation(len(y_tr))
 IDX_A, IDX_B = np.sort(perm[: len(perm) // 2]), np.sort(perm[len(perm) // 2:])
 print(f"real train {x_tr.shape} (half A {len(IDX_A)}, half B {len(IDX_B)}), test {x_te.shape}")
@@ -299,6 +327,12 @@ if au_tr is None:
     report.metric("real_au_codebook_fallback_frac", (~found).mean())
 else:
     AU_IDX = np.arange(len(y_tr))
+
+
+# %% [markdown]
+# What the AU annotations say per class: the mean intensity of each AU (rows: classes).
+
+# %%
 mean_au = np.stack([au_tr[AU_IDX][y_tr[AU_IDX] == k].mean(0) if (y_tr[AU_IDX] == k).any() else np.zeros(N_AU)
                     for k in range(K)])
 fig, ax = viz.pyplot().subplots(figsize=(8, 2.4))
@@ -414,6 +448,8 @@ else:
     def decode_latents(z):
         return D.from_latent(z, F_LAT).clamp(0, 1)
 
+
+# %%
 sched = D.noise_scheduler()
 print(f"UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters, "
       f"{sum(p.numel() for p in unet.parameters() if p.requires_grad) / 1e6:.2f} M trainable")
@@ -448,6 +484,13 @@ class DiffusionLoss(nn.Module):
 
 
 # the sampler, CFG, inversion and guidance all see an eps model, whatever the UNet was trained to predict
+
+
+# %% [markdown]
+# The step `fit` calls: encode a batch, draw t and noise, return the loss; the model is trained for
+# its noise (v-prediction in smoke, through an ε view for the sampler).
+
+# %%
 EPS_MODEL = unet if CFG["prediction"] == "epsilon" else D.EpsView(unet, sched, CFG["prediction"])
 
 
@@ -465,6 +508,11 @@ base_loss = DiffusionLoss(unet, text_drop=0.1)
 ema = EMA(unet, CFG["ema"]) if CFG["ema"] else None
 
 
+# %% [markdown]
+# Training the base model, with an exponential moving average of its weights (the sampler uses the
+# average), then its loss curve.
+
+# %%
 t_diff = time.time()
 hist = fit(base_loss, train_set, TrainConfig(epochs=CFG["diff_epochs"], batch_size=CFG["diff_batch"], lr=CFG["diff_lr"],
                                                warmup_steps=20, seed=seed, desc="diffusion", clip_grad=1.0,
@@ -496,7 +544,7 @@ report.check("diffusion_loss_decreased", smooth[-1] < 0.8 * smooth[0])
 # the processor splits them off. (The unofficial code maps the 41-d OpenGraphAU vector with one
 # linear layer to one 768-d token; we use a 2-layer MLP to `n` tokens of the context width.)
 
-# %%
+# %% tags=["export"]
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 
@@ -541,6 +589,11 @@ class DecoupledCrossAttnProcessor(nn.Module):
         return out / attn.rescale_output_factor
 
 
+# %% [markdown]
+# `install_decoupled_attention` freezes the UNet and swaps every cross-attention's processor for the
+# decoupled one; `AUAdapter` maps the AU intensities to the extra context tokens.
+
+# %% tags=["export"]
 def install_decoupled_attention(unet, n_extra: int, scale: float = 1.0) -> nn.ModuleList:
     """Freeze ``unet`` and give every cross-attention (``attn2``) a decoupled AU branch; return the new modules."""
     unet.requires_grad_(False)
@@ -571,6 +624,11 @@ class AUAdapter(nn.Module):
         return self.norm(self.net(aus / 5.0).view(len(aus), self.n_tokens, self.dim))
 
 
+# %% [markdown]
+# Install it: the base UNet's cross-attention gets the AU key/value branch, the adapter turns 20 AU
+# intensities into tokens, and only those are trained; the base weights must not move (checked).
+
+# %%
 unet.cpu()
 au_procs = install_decoupled_attention(unet, CFG["au_tokens"])
 adapter = AUAdapter(N_AU, CFG["au_tokens"], CTX_DIM)
@@ -645,6 +703,11 @@ def run_net(net, images_01: torch.Tensor, feats: bool = False, batch: int = 512)
     return torch.cat(outs)
 
 
+# %% [markdown]
+# The guides (an ensemble on half A) and the evaluator (on half B), trained, then scored on the real
+# test split.
+
+# %%
 t_clf = time.time()
 ENSEMBLE = [train_classifier(x_tr[IDX_A], y_tr[IDX_A], width=CFG["clf_width"], seed_=seed + 100 + i,
                              epochs=CFG["clf_epochs"], desc=f"ensemble {i}") for i in range(CFG["n_ensemble"])]
@@ -732,6 +795,7 @@ def _from_x0(x0, eps, t_next):
     return math.sqrt(ab_next) * x0 + math.sqrt(1 - ab_next) * eps
 
 
+# %%
 EMPTY_CAPTION = K      # row of TXT_TOK holding the empty caption
 
 
@@ -787,6 +851,11 @@ def generate(labels, aus, *, seed_: int, guided: bool = True, refs=None, lam=Non
         return decode_latents(x).float().cpu(), losses
 
 
+# %% [markdown]
+# AU targets for sampling: for each requested class, the AU vector of a random real training face
+# of that class (how FEText pairs captions with AUs).
+
+# %%
 def class_aus(labels, g: np.random.Generator) -> torch.Tensor:
     """An AU vector per target: the AUs of a random real training face of that class (FEText-style)."""
     out = np.zeros((len(labels), N_AU), np.float32)
@@ -800,6 +869,13 @@ def class_aus(labels, g: np.random.Generator) -> torch.Tensor:
 # The mechanism in isolation: guided vs unguided from the same starts, *without* CFG (scale 1), where
 # the caption alone pins the class less firmly and guidance has work to do. The evaluator (which never
 # guided anything) reads every output. The generation below uses CFG and guidance together.
+
+
+# %% [markdown]
+# Semantic guidance at work: the same starting noise and references, sampled without and with the
+# guide's gradient, judged by the evaluator.
+
+# %%
 g_demo = np.random.default_rng(seed + 5)
 n_sg = max(K, (CFG.get("n_unguided", 60) // K) * K)
 lab_demo = torch.arange(K).repeat_interleave(n_sg // K)

@@ -110,3 +110,37 @@ def test_alignment_loss_is_one_minus_cosine_over_valid_faces():
     orthogonal[..., 3:] = 1.0
     assert abs(au_guided_fer.alignment_loss(feats_left, orthogonal, torch.tensor([True, False])).item() - 1.0) < 1e-6
     assert au_guided_fer.alignment_loss(feats_left, orthogonal, torch.tensor([False, False])).item() == 0.0
+
+
+def test_decoupled_attention_adds_an_au_branch_and_freezes_the_unet():
+    """SynFER's AU adapter (notebook 03): with the AU branch scaled to 0 the UNet's output is the
+    text-only output; the AU tokens change it otherwise; only the new K/V projections train."""
+    from diffusers import UNet2DConditionModel
+
+    from facelab.papers import synfer
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=(16, 32), norm_num_groups=8, cross_attention_dim=16,
+                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), attention_head_dim=4).eval()
+    x, t = torch.randn(2, 4, 8, 8), torch.tensor([10, 500])
+    txt = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        plain = unet(x, t, encoder_hidden_states=txt).sample
+    new = synfer.install_decoupled_attention(unet, n_extra=3, scale=0.0)
+    adapter = synfer.AUAdapter(20, 3, 16)
+    au_tokens = adapter(torch.rand(2, 20) * 5)
+    assert au_tokens.shape == (2, 3, 16)
+    ctx = torch.cat([txt, au_tokens.detach()], 1)
+    with torch.no_grad():
+        off = unet(x, t, encoder_hidden_states=ctx).sample
+        for p in new:
+            p.scale = 1.0
+        on = unet(x, t, encoder_hidden_states=ctx).sample
+    torch.testing.assert_close(off, plain, rtol=1e-4, atol=1e-5)
+    assert (on - plain).abs().max() > 1e-3
+    trainable = {n for n, p in unet.named_parameters() if p.requires_grad}
+    assert trainable and all("to_k_au" in n or "to_v_au" in n for n in trainable)
+    with pytest.raises(ValueError, match="AU tokens"):
+        unet(x, t, encoder_hidden_states=txt[:, :2])
