@@ -8,18 +8,29 @@ LOCK_HASH := $(shell cat requirements-lock.txt pyproject.toml 2>/dev/null | sha2
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: venv assets run test test-unit test-learning test-long lab gpu-check bench clean
+.PHONY: venv lock assets run test test-unit test-learning test-long lab gpu-check bench clean
 
 $(STAMP): requirements-lock.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --disable-pip-version-check setuptools wheel
-	@# Every package is pinned in the lock, so --no-deps: it also keeps facenet-pytorch's stale pins out.
-	$(VPY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-lock.txt
+	@# Every package (setuptools and wheel included) is pinned with its hashes in the lock, so
+	@# --no-deps --require-hashes; then whatever the lock does not list is uninstalled (scripts/venv_sync.py).
+	$(VPY) -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-lock.txt
+	$(VPY) scripts/venv_sync.py requirements-lock.txt --fix
 	$(VPY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(VPY) -m facelab kernel >/dev/null
 	@rm -f $(VENV)/.installed-*; touch $@
 
 venv: $(STAMP)
+
+## Re-resolve the lock from pyproject.toml (+ requirements/extra.in, requirements/overrides.txt) with
+## uv, keeping today's versions (the current lock as constraints) and writing every file's hash.
+## Drop the constraint to move versions forward on purpose.
+lock:
+	@test -x .tools/bin/uv || ($(PYTHON) -m venv .tools && .tools/bin/pip install -q uv)
+	.tools/bin/uv pip compile pyproject.toml requirements/extra.in --extra dev \
+	  --override requirements/overrides.txt --constraint requirements-lock.txt --generate-hashes \
+	  --python-version 3.11.14 --python-platform x86_64-manylinux_2_28 --index-url https://pypi.org/simple \
+	  --no-header -o requirements-lock.txt
 
 assets: venv
 	$(VPY) -m facelab assets
