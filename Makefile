@@ -10,11 +10,23 @@ PYTEST_ARGS ?=
 
 .PHONY: venv lock assets run test test-unit test-learning test-long lab gpu-check bench clean
 
-$(STAMP): requirements-lock.txt pyproject.toml
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+
+## The venv is exactly the lock: every package (setuptools and wheel included) pinned with its hashes.
+## uv installs it (a fresh venv in ~1 minute, pip took ~5); `make venv PIP_ONLY=1` uses pip instead.
+$(STAMP): requirements-lock.txt pyproject.toml $(if $(PIP_ONLY),,$(UV))
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	@# Every package (setuptools and wheel included) is pinned with its hashes in the lock, so
-	@# --no-deps --require-hashes; then whatever the lock does not list is uninstalled (scripts/venv_sync.py).
+ifdef PIP_ONLY
 	$(VPY) -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-lock.txt
+else
+	$(UV) pip install -q --python $(VPY) --no-deps --require-hashes -r requirements-lock.txt
+endif
+	@# whatever the lock does not list (left from an older lock) is uninstalled
 	$(VPY) scripts/venv_sync.py requirements-lock.txt --fix
 	$(VPY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(VPY) -m facelab kernel >/dev/null
@@ -25,9 +37,8 @@ venv: $(STAMP)
 ## Re-resolve the lock from pyproject.toml (+ requirements/extra.in, requirements/overrides.txt) with
 ## uv, keeping today's versions (the current lock as constraints) and writing every file's hash.
 ## Drop the constraint to move versions forward on purpose.
-lock:
-	@test -x .tools/bin/uv || ($(PYTHON) -m venv .tools && .tools/bin/pip install -q uv)
-	.tools/bin/uv pip compile pyproject.toml requirements/extra.in --extra dev \
+lock: $(UV)
+	$(UV) pip compile pyproject.toml requirements/extra.in --extra dev \
 	  --override requirements/overrides.txt --constraint requirements-lock.txt --generate-hashes \
 	  --python-version 3.11.14 --python-platform x86_64-manylinux_2_28 --index-url https://pypi.org/simple \
 	  --no-header -o requirements-lock.txt
