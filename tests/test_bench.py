@@ -1,7 +1,7 @@
-"""Every benchmark runs (quick sizes), so a refactor cannot break one unnoticed.
+"""Every benchmark runs (quick sizes) in `make test`, so a refactor cannot break one unnoticed.
 
-The scan and detector benchmarks time the sequential reference scan and full detectors even in
---quick mode (minutes on a 2-core CPU): they run with `make test-long`; the others in `make test`."""
+The scan and detector benchmarks time the sequential reference scan and YOLOX-s-sized detectors
+even in --quick mode: 1.5-3 minutes each on a 2-core CPU."""
 from __future__ import annotations
 
 import json
@@ -13,11 +13,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHES = sorted(p.stem[len("bench_"):] for p in (ROOT / "bench").glob("bench_*.py"))
-SLOW = {"scan", "detector"}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [pytest.param(b, marks=pytest.mark.long) if b in SLOW else b for b in BENCHES])
+@pytest.mark.parametrize("name", BENCHES)
 def test_benchmark_runs_in_quick_mode(name, tmp_path):
     out = tmp_path / "results.json"
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), name, "--quick", "--out", str(out)],
