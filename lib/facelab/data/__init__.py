@@ -29,7 +29,8 @@ that prints the expected tree; skipped images are counted and warned about (:cla
 :func:`common_subset` restricts datasets to their shared classes for cross-dataset evaluation;
 :func:`open` (``facelab.data.open("fer2013", root, "train")``) picks a reader by name,
 :func:`load_arrays` reads a split into arrays, :func:`stratified_split` and
-:func:`per_class_subset` cut labelled sets; :func:`resplit_if_degraded` guards a protocol against a degraded (e.g. blurred) training split.
+:func:`per_class_subset` cut labelled sets; :func:`read_clip` / :func:`read_audio` read real
+clips (frames, frame-rate resampling, the audio track); :func:`resplit_if_degraded` guards a protocol against a degraded (e.g. blurred) training split.
 """
 from .affectnet import AFFECTNET_EXCLUDED, AFFECTNET_TO_CANONICAL, AffectNet, AffectNetCSV
 from .base import (ClassSubset, CorruptImageError, DataWarning, DatasetLayoutError,
@@ -43,6 +44,7 @@ from .landmarks import Landmarks300W, read_pts, write_pts
 from .rafdb import RAFDB, RAFDB_TO_CANONICAL, RAFDBDetection
 from .registry import READERS, load_arrays, open, per_class_subset, stratified_split
 from .splits import median_sharpness, resplit_if_degraded
+from .video import Clip, VideoError, read_audio, read_clip
 from .sfew import SFEW, SFEW_FOLDERS, SFEW_YOLO_TO_CANONICAL, SFEWDetection, read_detection_list
 
 __all__ = [
@@ -55,4 +57,5 @@ __all__ = [
     "RAFDB", "RAFDBDetection", "SFEW", "SFEWDetection", "common_classes", "common_subset",
     "ferplus_target", "median_sharpness", "read_detection_list", "read_emotion", "read_facs", "read_pts",
     "resplit_if_degraded", "write_pts", "READERS", "open", "load_arrays", "stratified_split", "per_class_subset",
+    "Clip", "VideoError", "read_audio", "read_clip",
 ]
