@@ -83,7 +83,6 @@ from facelab.nn.vlm import caption_loss
 FACE_GRIDS = {4: (2, 2), 6: (2, 3), 8: (2, 4), 9: (3, 3), 12: (3, 4), 16: (4, 4)}
 
 # %%
-import importlib.util
 import time
 
 import numpy as np
@@ -304,28 +303,18 @@ except NoFaceError as e:
 # %% [markdown]
 # ### Real clips
 # The same tracker on real talking-face videos (`FACELAB_DATA/video`), with MTCNN detections
-# every frame. Decoding needs PyAV (`av`) or `imageio-ffmpeg`; without either the cell says so.
+# every frame; `facelab.data.read_clip` decodes them (PyAV), here at 8 frames per second.
 
 # %%
-decoder = next((m for m in ("av", "imageio_ffmpeg") if importlib.util.find_spec(m) is not None), None)
 real_dir = None if config.data_dir() is None else config.data_dir() / "video"
-if decoder is None:
-    print("skipped: no video decoder here (neither PyAV nor imageio-ffmpeg is installed; `pip install av`)")
-elif real_dir is None or not real_dir.is_dir():
+if real_dir is None or not real_dir.is_dir():
     print("skipped: FACELAB_DATA is not set or has no video/ folder")
 else:
+    from facelab.data import read_clip
     from facelab.faces.track import detect_frames
 
     path = sorted(real_dir.glob("*.mp4"))[0]
-    if decoder == "av":
-        import av
-
-        with av.open(str(path)) as cont:
-            real = np.stack([f.to_ndarray(format="rgb24") for _, f in zip(range(48), cont.decode(video=0))])[::3]
-    else:
-        import imageio.v3 as iio
-
-        real = np.stack([f for _, f in zip(range(48), iio.imiter(path, plugin="FFMPEG"))])[::3]
+    real = read_clip(path, fps=8, max_frames=16, audio_rate=None).frames
     rtracks, rmain = track_main(real, detect_frames(real))
     rtube, _ = crop_tube(real, rmain, size=64)
     print(f"{path.name}: {len(real)} frames, {len(rtracks)} tracks, main track {rmain.id} ({len(rmain)} detections)")
