@@ -87,7 +87,6 @@ from torch import nn
 from facelab.nn.cams import normalize_maps
 
 # %%
-import math
 import time
 
 import numpy as np
@@ -96,6 +95,7 @@ from torch.utils.data import Subset, TensorDataset
 from facelab import config, viz
 from facelab.nn import ood
 from facelab.nn.backbones import fer_classifier
+from facelab.nn.augment import flip_erase, random_erase
 from facelab.nn.cams import resize_maps
 from facelab.results import Report
 from facelab.train import TrainConfig, fit, predict
@@ -337,24 +337,8 @@ def prep(x: torch.Tensor) -> torch.Tensor:
     return (x - 0.5) / 0.5
 
 
-def random_erase(x: torch.Tensor, p: float = 0.5, scale=(0.02, 0.25), ratio=(0.3, 3.3)) -> torch.Tensor:
-    """torchvision's RandomErasing, batched: one random box per image (with prob. p) set to 0."""
-    B, _, H, W = x.shape
-    dev = x.device
-    area = torch.empty(B, device=dev).uniform_(*scale) * H * W
-    r = torch.empty(B, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1])).exp()
-    h, w = (area * r).sqrt().clamp(1, H), (area / r).sqrt().clamp(1, W)
-    top, left = torch.rand(B, device=dev) * (H - h), torch.rand(B, device=dev) * (W - w)
-    ys, xs = torch.arange(H, device=dev)[None, :, None], torch.arange(W, device=dev)[None, None, :]
-    box = ((ys >= top[:, None, None]) & (ys < (top + h)[:, None, None])
-           & (xs >= left[:, None, None]) & (xs < (left + w)[:, None, None]))
-    box &= (torch.rand(B, device=dev) < p)[:, None, None]
-    return x.masked_fill(box[:, None], 0.0)
-
-
 def augment(x: torch.Tensor) -> torch.Tensor:
-    flip = torch.rand(x.shape[0], device=x.device) < 0.5
-    return random_erase(torch.where(flip[:, None, None, None], x.flip(-1), x))
+    return flip_erase(x)            # facelab.nn.augment: mirror a random half, erase a random box
 
 
 def logits_of(model: nn.Module, X: torch.Tensor) -> torch.Tensor:

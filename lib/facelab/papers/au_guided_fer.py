@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facelab.nn import cams
+from facelab.nn.augment import random_hflip
 
 
 # --- notebooks/05_au_guided_fer.ipynb, cell 15 ---
@@ -48,9 +49,7 @@ class WithFeatures(nn.Module):
 def make_step(lam_):
     def step(model, batch):
         x, y, hm, valid = batch
-        flip = torch.rand(x.shape[0], device=x.device) < 0.5      # a mirrored face keeps its AU map mirrored
-        x = torch.where(flip[:, None, None, None], x.flip(2), x)
-        hm = torch.where(flip[:, None, None], hm.flip(2), hm)
+        x, hm = random_hflip(x, hm, dim=2)      # (B, H, W, 3) and (B, h, w): a mirrored face keeps its AU map mirrored
         logits, feats = model(prep(x))
         ce = F.cross_entropy(logits, y)
         align = alignment_loss(feats, hm, valid)
