@@ -98,7 +98,7 @@ from facelab.nn.backbones import fer_classifier
 from facelab.nn.augment import flip_erase, random_erase
 from facelab.nn.cams import resize_maps
 from facelab.results import Report
-from facelab.train import TrainConfig, fit, predict
+from facelab.train import TrainConfig, fit, predict_arrays
 
 
 # %% [markdown]
@@ -343,8 +343,7 @@ def augment(x: torch.Tensor) -> torch.Tensor:
 
 def logits_of(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
     """Logits of every image of X (uint8 NCHW), no augmentation."""
-    out = lambda m, b: (lambda o: o[0] if isinstance(o, tuple) else o)(m(prep(b[0].to(next(m.parameters()).device))))
-    return predict(model, TensorDataset(X, torch.zeros(len(X), dtype=torch.long)), batch_size=512, forward=out)[0]
+    return predict_arrays(model, X, prep, batch_size=512, output=lambda o: o[0] if isinstance(o, tuple) else o)
 
 
 def backbone(arch: str, num_classes: int, weights: str | None, width: int) -> nn.Module:

@@ -88,7 +88,7 @@ from facelab.config import BASIC7, EXPRESSIONS
 from facelab.faces import AU_CODEBOOK, au_heatmap
 from facelab.nn.backbones import fer_classifier
 from facelab.results import Report
-from facelab.train import TrainConfig, fit
+from facelab.train import TrainConfig, fit, predict_arrays
 
 NB = "05_au_guided_fer"
 T0 = time.time()
@@ -374,12 +374,8 @@ def new_model():
     return fer_classifier(CFG["arch"], K, small_input=CFG["small_input"], weights_path=weights_path)
 
 
-@torch.no_grad()
 def logits_of(net, x, bs=256):
-    dev = next(net.parameters()).device
-    net.eval()
-    out = [net(prep(torch.from_numpy(x[i:i + bs]).to(dev))).float().cpu() for i in range(0, len(x), bs)]
-    return torch.cat(out) if out else torch.zeros(0, K)
+    return predict_arrays(net, x, prep, batch_size=bs) if len(x) else torch.zeros(0, K)
 
 
 def train(lam_, tag):

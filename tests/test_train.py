@@ -154,3 +154,22 @@ def test_keep_best_restores_the_best_epochs_weights():
         fit(_model(), _data(32), TrainConfig(epochs=1, batch_size=16, progress=False), keep_best="val_acc")
     with pytest.raises(KeyError, match="not logged"):
         fit(_model(), _data(32), TrainConfig(epochs=1, batch_size=16, progress=False), keep_best="min:val_loss")
+
+
+def test_predict_arrays_matches_a_manual_loop_and_checks_input():
+    import numpy as np
+
+    from facelab.train import predict_arrays
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    images = np.random.default_rng(0).integers(0, 256, (10, 2, 2, 3), dtype=np.uint8)
+    prep = lambda b: b.float() / 255.0                             # noqa: E731
+    out = predict_arrays(net, images, prep, batch_size=4)
+    with torch.no_grad():
+        ref = net(prep(torch.from_numpy(images)))
+    torch.testing.assert_close(out, ref)
+    pair = predict_arrays(nn.Sequential(net), images, prep, output=lambda o: o[:, :2])
+    assert pair.shape == (10, 2)
+    with pytest.raises(ValueError, match="uint8"):
+        predict_arrays(net, images.astype(np.float32), prep)

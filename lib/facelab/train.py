@@ -366,3 +366,30 @@ def predict(model: nn.Module, data: Dataset, batch_size: int = 256, device=None,
         outs.append(out.float().cpu())
         labels.append(batch[1].cpu())
     return torch.cat(outs), torch.cat(labels)
+
+
+@torch.no_grad()
+def predict_arrays(model: nn.Module, images, preprocess: Callable[[torch.Tensor], torch.Tensor], *,
+                   batch_size: int = 256, device=None,
+                   output: Callable[[Any], torch.Tensor] | None = None) -> torch.Tensor:
+    """``model(preprocess(batch))`` over uint8 ``images`` (a numpy array or tensor, any layout the
+    preprocessing expects, e.g. (N, H, W, 3)), in order, without shuffling; outputs on the CPU.
+
+    ``preprocess`` gets each uint8 batch already on the model's device; ``output`` picks the
+    tensor to keep when the model returns several (e.g. ``lambda out: out[0]``)."""
+    import numpy as np
+
+    device = device or next(model.parameters()).device
+    if isinstance(images, np.ndarray):
+        if images.dtype != np.uint8:
+            raise ValueError(f"predict_arrays: expected uint8 images, got {images.dtype}")
+        images = torch.from_numpy(images)
+    model.eval()
+    outs = []
+    for a in progress(range(0, len(images), batch_size), desc="predict"):
+        out = model(preprocess(images[a:a + batch_size].to(device)))
+        out = output(out) if output is not None else out
+        outs.append(out.float().cpu())
+    if not outs:
+        raise ValueError("predict_arrays: no images")
+    return torch.cat(outs)
