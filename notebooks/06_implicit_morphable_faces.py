@@ -43,11 +43,11 @@
 # |---|---|---|---|
 # | `smoke` | `facelab.synth.sdf_samples`: 6 identities × 4 expressions, held-out identities and expression, CPU | 16-d codes, 3×64 MLPs, 32² texture, 64 px renders, 32³ marching cubes | < 3 min |
 # | `demo` | 24 identities × 6 expressions, one GPU | 64-d codes, 4×128 MLPs, 64² texture, 96 px renders, 64³ cubes | minutes |
-# | `paper` | textured scans from a local folder (`data_root`): **a FaceScape-style reader is not written yet** | 128-d codes, 4×256 MLPs | — |
+# | `paper` | FaceScape TU scans from `data_root` (read by `facelab.data.FaceScapeTU`; **training on them is not wired into this notebook yet**) | 128-d codes, 4×256 MLPs | — |
 
 # %% tags=["parameters"]
 profile = "auto"
-data_root = None      # paper: a folder of textured scans (reader not written yet)
+data_root = None      # paper: FaceScape TU scans (<root>/<id>/models_reg/<k>_<expression>.obj + texture)
 seed = 0
 out_dir = None
 eval_split = "heldout"
@@ -118,8 +118,12 @@ def check_knobs(code_dim_, mc_res_, render_res_):
 
 check_knobs(CFG["code_dim"], CFG["mc_res"], CFG["render_res"])
 if data_root is not None:
-    raise config.ConfigError("data_root: the textured-scan (FaceScape-style) reader is not written yet; "
-                             "run smoke or demo on the synthetic faces")
+    from facelab.data import FaceScapeTU
+
+    _scans = FaceScapeTU(data_root)          # checks the layout (and says what it expected)
+    raise config.ConfigError(f"data_root: {len(_scans)} FaceScape scans of {len(_scans.identities)} identities found, "
+                             "but training on real scans is not wired into this notebook yet; run smoke or demo "
+                             "on the synthetic faces")
 _bad_scan = Path(tempfile.mkdtemp()) / "not_a_mesh.obj"
 _bad_scan.write_text("this is a text file, not a mesh\n")
 for bad in (lambda: check_knobs(2, 32, 64), lambda: check_knobs(16, 1000, 64), lambda: IM.load_scan(_bad_scan),

@@ -19,6 +19,7 @@ SFEWDetection       list file ``path x1,y1,x2,y2,cls ...``                      
 CKPlus              ``cohn-kanade-images`` + ``Emotion`` (+ ``FACS``)            (image, label)
 CK48Folder          ``<root>/<class>/*.png``                                    (image, label)
 Landmarks300W       ``<id>.jpg`` + ``<id>.pts``                                 (image, points)
+FaceScapeTU         ``<id>/models_reg/<k>_<expression>.obj`` + texture          TexturedMesh (.load)
 ImageFolder         ``<root>/<folder>/*`` with a user mapping                   (image, label)
 ==================  =========================================================  ======================
 
@@ -37,6 +38,7 @@ from .base import (ClassSubset, CorruptImageError, DataWarning, DatasetLayoutErr
                    DetectionDataset, FaceDataset, FileImageDataset, LoadReport, common_classes,
                    common_subset)
 from .ckplus import CK48_FOLDERS, CKPLUS_TO_CANONICAL, CK48Folder, CKPlus, read_emotion, read_facs
+from .facescape import FACESCAPE_EXPRESSIONS, FACESCAPE_TO_CANONICAL, FaceScapeTU, TexturedMesh, read_textured_obj
 from .fer2013 import (FER2013_FOLDERS, FER2013_TO_CANONICAL, FER2013_USAGE, FERPLUS_COLUMNS,
                       FER2013CSV, FER2013Folder, FERPlus, ferplus_target)
 from .folder import ImageFolder
@@ -58,4 +60,5 @@ __all__ = [
     "ferplus_target", "median_sharpness", "read_detection_list", "read_emotion", "read_facs", "read_pts",
     "resplit_if_degraded", "write_pts", "READERS", "open", "load_arrays", "stratified_split", "per_class_subset",
     "Clip", "VideoError", "read_audio", "read_clip",
+    "FACESCAPE_EXPRESSIONS", "FACESCAPE_TO_CANONICAL", "FaceScapeTU", "TexturedMesh", "read_textured_obj",
 ]

@@ -20,17 +20,18 @@ __all__ = ["READERS", "open", "load_arrays", "stratified_split", "per_class_subs
 
 def _readers() -> dict[str, tuple[Callable[..., Any], bool]]:
     # name -> (reader class, takes a split); imported here so the table lists the real classes
-    from . import (CK48Folder, CKPlus, FER2013CSV, SFEW, AffectNet, AffectNetCSV, FER2013Folder, Landmarks300W,
+    from . import (CK48Folder, CKPlus, FaceScapeTU, FER2013CSV, SFEW, AffectNet, AffectNetCSV, FER2013Folder, Landmarks300W,
                    RAFDB, RAFDBDetection, SFEWDetection)
 
     return {"fer2013": (FER2013Folder, True), "fer2013_csv": (FER2013CSV, True), "rafdb": (RAFDB, True),
             "rafdb_detection": (RAFDBDetection, True), "affectnet": (AffectNet, True),
             "affectnet_csv": (AffectNetCSV, True), "sfew": (SFEW, True), "sfew_detection": (SFEWDetection, False),
-            "ckplus": (CKPlus, False), "ck48": (CK48Folder, False), "landmarks300w": (Landmarks300W, False)}
+            "ckplus": (CKPlus, False), "ck48": (CK48Folder, False), "landmarks300w": (Landmarks300W, False),
+            "facescape": (FaceScapeTU, False)}
 
 
 READERS = tuple(sorted(("fer2013", "fer2013_csv", "rafdb", "rafdb_detection", "affectnet", "affectnet_csv",
-                        "sfew", "sfew_detection", "ckplus", "ck48", "landmarks300w")))
+                        "sfew", "sfew_detection", "ckplus", "ck48", "landmarks300w", "facescape")))
 
 
 def open(name: str, root: str | os.PathLike, split: str | None = None, **kwargs):  # noqa: A001 (the issue's name)
