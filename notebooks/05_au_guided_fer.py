@@ -680,6 +680,12 @@ au_widget
 
 # %% [markdown]
 # ## 11. Checks and results
+#
+# The smoke checks' margins, measured over seeds 0-2 on the portable (`ATEN_CPU_CAPABILITY=default`)
+# and AVX2 kernels (`scripts/seed_sweep.py 05 --seeds 0 1 2 --caps default avx2`, 2026-12-06): all
+# four checks True in all six runs; CAM-COS gain (guided - unguided) +0.204 to +0.212 (bar 0.05),
+# ATT-COS gain +0.242 to +0.254 (bar 0), accuracy 94.0-97.75 % unguided and 94.0-98.0 % guided
+# (bar 3 x chance = 42.9 %).
 
 # %%
 gain = S_G["cam_cos_cam"] - S_U["cam_cos_cam"]
