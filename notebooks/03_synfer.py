@@ -59,6 +59,13 @@ guidance_lambda = None
 cfg_scale = None
 vote_threshold = 0.67
 synth_multipliers = [1, 2, 5]
+# CPU caps for the demo profile (None: the profile's): each is recorded in metrics.json
+unet_channels = None      # e.g. [32, 64, 128]: the UNet's block widths
+sampling_steps = None     # DDIM steps
+adapter_epochs = None
+classifier_epochs = None
+n_au_real = None          # real faces whose AUs are estimated from landmarks (adapter training data)
+threads = None
 
 # %% tags=["export"]
 # What the model cells below need. Cells tagged `export` are also written to
@@ -125,7 +132,15 @@ CFG = config.pick(PROFILE, {
               "n_ensemble": 3, "n_au_edit": 64,
               "gen_batch": 16, "threads": None, "start": "invert", "n_au_real": 50000, "lora_rank": 64,
               "clip_x0": False, "prediction": "epsilon", "t_sampling": "uniform", "uniform_frac": 0.0, "ema": None},
-}, n_train=max_train, n_test=max_test, diff_epochs=diffusion_epochs, n_down=n_down, lam=guidance_lambda, cfg=cfg_scale)
+}, n_train=max_train, n_test=max_test, diff_epochs=diffusion_epochs, n_down=n_down, lam=guidance_lambda, cfg=cfg_scale,
+   steps=sampling_steps, adapter_epochs=adapter_epochs, clf_epochs=classifier_epochs, n_au_real=n_au_real,
+   threads=threads)
+if unet_channels is not None:
+    if CFG["unet"] is None or len(unet_channels) != len(CFG["unet"]["block_out_channels"]):
+        raise config.ConfigError(f"unet_channels={unet_channels!r}: expected "
+                                 f"{0 if CFG['unet'] is None else len(CFG['unet']['block_out_channels'])} widths "
+                                 "(the paper profile fine-tunes Stable Diffusion's UNet and takes none)")
+    CFG["unet"] = {**CFG["unet"], "block_out_channels": tuple(int(c) for c in unet_channels)}
 if CFG["threads"]:
     # Small ops on a shared 2-core CPU: a second OpenMP thread mostly spin-waits (4x slower here).
     torch.set_num_threads(CFG["threads"])
@@ -156,7 +171,10 @@ AMP = torch.autocast("cuda", torch.bfloat16) if DEVICE.type == "cuda" else nullc
 print(f"profile {PROFILE} | device {DEVICE} | data {DATASET} | classes {NAMES}")
 print(CFG)
 report = Report("03_synfer", profile=PROFILE, dataset=DATASET, out_dir=OUT)
-report.record_caps(max_train=max_train, max_test=max_test, diffusion_epochs=diffusion_epochs, n_down=n_down)
+report.record_caps(max_train=max_train, max_test=max_test, diffusion_epochs=diffusion_epochs, n_down=n_down,
+                   unet_channels=unet_channels, sampling_steps=sampling_steps, adapter_epochs=adapter_epochs,
+                   classifier_epochs=classifier_epochs, n_au_real=n_au_real, threads=threads,
+                   synth_multipliers=synth_multipliers)
 
 # %% [markdown]
 # ## Data
