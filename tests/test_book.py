@@ -75,7 +75,7 @@ def test_badges_become_text_links():
     assert book.offline_badges(md) == "| x | [Open in Colab](https://colab/x.ipynb) |"
 
 
-def _metrics(figures: Path, nb: str, **kw) -> None:
+def _metrics(figures: Path, nb: str, **kw) -> None:  # noqa: D103
     (figures / nb).mkdir(parents=True)
     (figures / nb / "metrics.json").write_text(json.dumps({"notebook": nb, "profile": "smoke", "dataset": "synth",
                                                            "device": "cpu", "run_wall_s": 12.0, "ok": True, **kw}))
@@ -100,3 +100,11 @@ def test_results_headline_declared_else_first_with_paper_else_first(tmp_path):
     # then the full list per notebook, the headline in bold
     assert "## 01_b" in md and "| **acc** | 0.7 | 0.9 | RAF-DB |" in md and "| loss | 0.5 | - | - |" in md
     assert md.index("## 01_b") > md.index("| 03_d |")
+
+
+def test_results_take_a_kept_metrics_json_over_figures(tmp_path):
+    _metrics(tmp_path / "figures", "01_b", metrics={"acc": 0.3}, profile="smoke")
+    kept = tmp_path / "runs" / "01_b" / "demo"
+    _metrics(kept.parent, "demo", metrics={"acc": 0.8}, profile="demo", notebook="01_b")
+    md = runner.results_markdown(tmp_path / "figures", ["01_b"], {"01_b": kept / "metrics.json"})
+    assert "| 01_b | acc | 0.8 | - | - | synth | demo |" in md

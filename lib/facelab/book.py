@@ -199,7 +199,10 @@ def prepare(root: Path | None = None, src: Path | None = None) -> tuple[Path, li
     for page in pages:
         _render_notebook(page, src / "notebooks" / f"{page.notebook}.ipynb")
     (src / "index.md").write_text(_landing((root / "README.md").read_text(), pages))
-    results = results_markdown(root / "figures", [p.notebook for p in pages])
+    # each notebook's numbers from the run its page shows, when that run kept its metrics.json
+    kept = {p.notebook: p.source.parent / "metrics.json" for p in pages
+            if p.profile and (p.source.parent / "metrics.json").exists()}
+    results = results_markdown(root / "figures", [p.notebook for p in pages], kept)
     results = results.replace("# Results\n", "# Results\n\nThe same text as `figures/RESULTS.md`.\n", 1)
     (src / "results.md").write_text(results)
     return src, pages

@@ -116,7 +116,16 @@ def run(ref: str | int, profile: str = "auto", params: dict[str, Any] | None = N
         if failed:  # the notebook ran, but did not show what it must: that is a failure too
             ok, err = False, f"checks failed: {', '.join(failed)}"
     _stamp_wall_time(name, wall, ok, err)
+    _keep_metrics_with_run(name, out_dir)
     return RunResult(name, resolved, ok, wall, output, err)
+
+
+def _keep_metrics_with_run(name: str, out_dir: Path) -> None:
+    """A copy of metrics.json beside the executed notebook: figures/ holds the last run's only,
+    and the book shows each notebook's richest run with that run's own numbers."""
+    src = repo_root() / "figures" / name / "metrics.json"
+    if src.exists():
+        atomic_write_bytes(out_dir / "metrics.json", src.read_bytes())
 
 
 def _failed_checks(name: str) -> list[str]:
@@ -225,20 +234,24 @@ def _cell(v: Any) -> str:
     return _fmt(v).replace("|", "\\|").replace("\n", " ")
 
 
-def results_markdown(figures: Path | None = None, notebooks: list[str] | None = None) -> str:
+def results_markdown(figures: Path | None = None, notebooks: list[str] | None = None,
+                     sources: dict[str, Path] | None = None) -> str:
     """The results page: one headline row per notebook, then each notebook's full metric list.
 
     ``notebooks`` (default: every notebook under ``notebooks/``) get a row even without a
     ``metrics.json`` ("not run yet"); a ``metrics.json`` of a notebook not listed still counts.
+    ``sources`` maps a notebook to the metrics.json to use instead of ``figures/<nb>/`` (the book:
+    the one kept beside the executed copy it shows).
     """
     figures = figures or repo_root() / "figures"
     found: dict[str, dict[str, Any]] = {}
-    for path in sorted(figures.glob("*/metrics.json")):
+    paths = {p.parent.name: p for p in sorted(figures.glob("*/metrics.json"))} | dict(sources or {})
+    for key, path in paths.items():
         try:
             d = json.loads(path.read_text())
         except json.JSONDecodeError:
             d = {"ok": False, "error": f"{path} is not valid JSON"}
-        found[d.get("notebook", path.parent.name)] = d
+        found[d.get("notebook", key)] = d
     names = sorted(set(list_notebooks() if notebooks is None else notebooks) | set(found))
     lines = ["# Results", "",
              "Written by `make run` from every `figures/<notebook>/metrics.json`. The paper's numbers are",
