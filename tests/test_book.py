@@ -31,6 +31,7 @@ def test_pages_prefer_demo_over_smoke_and_keep_unexecuted_notebooks(tmp_path):
     assert pages["00_a"].profile == "smoke"
     assert pages["01_b"].profile == "demo"
     assert pages["02_c"].profile is None and pages["02_c"].source.parent.name == "notebooks"
+    assert {p.notebook: p.profile for p in book.pick_pages(tmp_path, ("smoke",))}["01_b"] == "smoke"
 
 
 def test_no_notebooks_is_a_clear_error(tmp_path):

@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("assets", help="fetch every package-shipped asset into the cache")
     sub.add_parser("results", help="write figures/RESULTS.md from every metrics.json")
     sub.add_parser("list", help="list the notebooks")
-    sub.add_parser("book", help="the executed notebooks under runs/ as a static site in build/book/html")
+    bk = sub.add_parser("book", help="the executed notebooks under runs/ as a static site in build/book/html")
+    bk.add_argument("--profiles", default="paper,demo,smoke",
+                    help="which runs a page shows, first found wins (default paper,demo,smoke; CI's: smoke)")
     nv = sub.add_parser("nbval-prepare", help="copies of the notebooks whose check cell expects all True")
     nv.add_argument("dest")
     ex = sub.add_parser("export", help="write the notebooks' 'export' cells to facelab.papers.<name>")
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "book":
             from . import book
 
-            return book.main_build()
+            return book.main_build(profiles=tuple(x.strip() for x in args.profiles.split(",") if x.strip()))
         if args.cmd == "nbval-prepare":
             from pathlib import Path
 

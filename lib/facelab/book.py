@@ -40,15 +40,16 @@ class Page:
     profile: str | None     # None: not executed yet
 
 
-def pick_pages(root: Path | None = None) -> list[Page]:
-    """One page per notebook under ``notebooks/``: its richest executed copy under ``runs/``."""
+def pick_pages(root: Path | None = None, profiles: tuple[str, ...] = RUN_PREFERENCE) -> list[Page]:
+    """One page per notebook under ``notebooks/``: its executed copy under ``runs/`` of the first
+    profile in ``profiles`` that has one (default: the richest run)."""
     root = root or repo_root()
     names = sorted(p.stem for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if not names:
         raise ConfigError(f"no notebooks found: expected notebooks/NN_name.ipynb under {root}")
     pages = []
     for name in names:
-        for profile in RUN_PREFERENCE:
+        for profile in profiles:
             run = root / "runs" / name / profile / f"{name}.ipynb"
             if run.exists():
                 pages.append(Page(name, run, profile))
@@ -185,7 +186,8 @@ def _landing(readme: str, pages: list[Page]) -> str:
     return text.rstrip() + "\n" + "\n".join(toc)
 
 
-def prepare(root: Path | None = None, src: Path | None = None) -> tuple[Path, list[Page]]:
+def prepare(root: Path | None = None, src: Path | None = None,
+            profiles: tuple[str, ...] = RUN_PREFERENCE) -> tuple[Path, list[Page]]:
     """Write the book's Sphinx source tree (``build/book/src``); returns it and the pages."""
     from .runner import results_markdown
 
@@ -194,7 +196,7 @@ def prepare(root: Path | None = None, src: Path | None = None) -> tuple[Path, li
     if src.exists():
         shutil.rmtree(src)
     shutil.copytree(root / "book", src)          # conf.py, running.md, static assets
-    pages = pick_pages(root)
+    pages = pick_pages(root, profiles)
     (src / "notebooks").mkdir(parents=True, exist_ok=True)
     for page in pages:
         _render_notebook(page, src / "notebooks" / f"{page.notebook}.ipynb")
@@ -208,12 +210,13 @@ def prepare(root: Path | None = None, src: Path | None = None) -> tuple[Path, li
     return src, pages
 
 
-def build(root: Path | None = None, out: Path | None = None, quiet: bool = True) -> Path:
+def build(root: Path | None = None, out: Path | None = None, quiet: bool = True,
+          profiles: tuple[str, ...] = RUN_PREFERENCE) -> Path:
     """Prepare the source and run sphinx-build; returns the site's ``index.html``. Raises
     :class:`ConfigError` with Sphinx's own message when the build fails."""
     root = root or repo_root()
     out = out or root / "build" / "book"
-    src, _ = prepare(root, out / "src")
+    src, _ = prepare(root, out / "src", profiles)
     html = out / "html"
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-E", "-j", "1", str(src), str(html)]
     if quiet:
@@ -229,10 +232,13 @@ def build(root: Path | None = None, out: Path | None = None, quiet: bool = True)
     return index
 
 
-def main_build(root: Path | None = None) -> int:
+def main_build(root: Path | None = None, profiles: tuple[str, ...] = RUN_PREFERENCE) -> int:
+    bad = sorted(set(profiles) - set(RUN_PREFERENCE))
+    if bad:
+        raise ConfigError(f"unknown profile {', '.join(bad)}: expected some of {', '.join(RUN_PREFERENCE)}")
     t0 = time.time()
-    pages = pick_pages(root)
-    index = build(root)
+    pages = pick_pages(root, profiles)
+    index = build(root, profiles=profiles)
     print(f"book: {len(pages)} notebook pages (" +
           ", ".join(f"{p.notebook[:2]}: {p.profile or 'not executed'}" for p in pages) +
           f") in {time.time() - t0:.0f} s\n  open {index}")
