@@ -19,8 +19,12 @@ html_theme_options = {
     "show_toc_level": 2,
     "use_download_button": True,
     "home_page_in_toc": True,
+    # the results page's table needs the width more than an in-page table of contents
+    "secondary_sidebar_items": {"**": ["page-toc"], "results": []},
 }
 html_show_sourcelink = False
 html_copy_source = False
 # A notebook's own headings may skip levels (e.g. a title then ###): not an error for the book.
 suppress_warnings = ["myst.header"]
+html_static_path = ["_static"]
+html_css_files = ["facelab.css"]
