@@ -60,7 +60,7 @@ test: venv
 	$(VPY) -m facelab kernel >/dev/null
 	$(VPY) -m pytest -x -m "not long and not executed" $(PYTEST_ARGS) tests
 	$(VPY) -m facelab run all --profile smoke --fail-fast
-	$(VPY) -m facelab book
+	$(VPY) -m facelab book --profiles smoke
 	FACELAB_REQUIRE_EXECUTED=1 $(VPY) -m pytest -x -m "executed and not long" $(PYTEST_ARGS) tests
 
 ## The executed notebooks under runs/ (smoke; a demo or paper run replaces its smoke copy) as a
