@@ -8,7 +8,7 @@ LOCK_HASH := $(shell cat requirements-lock.txt pyproject.toml 2>/dev/null | sha2
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: venv lock assets run test test-unit test-learning test-long lab gpu-check bench clean
+.PHONY: venv lock assets run book test test-unit test-learning test-long lab gpu-check bench clean
 
 UV_VERSION := 0.13.9
 UV := .tools/bin/uv
@@ -52,12 +52,21 @@ run: venv
 	-$(VPY) -m facelab assets
 	$(VPY) -m facelab run all --profile auto
 
-## The whole test suite: unit tests, then every notebook under nbval in the smoke profile (fail fast).
+## The whole test suite (fail fast): unit tests; then every notebook executed once with papermill in
+## the smoke profile (runs/<notebook>/smoke/); the book built from those copies; then the tests that
+## read them (marker `executed`: every check printed True; the book in Chromium).
 test: venv
 	-$(VPY) -m facelab assets
 	$(VPY) -m facelab kernel >/dev/null
-	$(VPY) -m facelab nbval-prepare runs/nbval >/dev/null
-	$(VPY) -m pytest -x -m "not long" $(PYTEST_ARGS) tests runs/nbval --nbval-lax --nbval-cell-timeout=600
+	$(VPY) -m pytest -x -m "not long and not executed" $(PYTEST_ARGS) tests
+	$(VPY) -m facelab run all --profile smoke --fail-fast
+	$(VPY) -m facelab book --profiles smoke
+	FACELAB_REQUIRE_EXECUTED=1 $(VPY) -m pytest -x -m "executed and not long" $(PYTEST_ARGS) tests
+
+## The executed notebooks under runs/ (smoke; a demo or paper run replaces its smoke copy) as a
+## static site: build/book/html/index.html (Sphinx + myst-nb, stored outputs, no network).
+book: venv
+	$(VPY) -m facelab book
 
 ## The tests that assert learning, on the portable CPU kernels (ATEN_CPU_CAPABILITY=default): their
 ## thresholds must hold on any x86-64 vector unit (scripts/learning_sweep.sh measures them).
@@ -82,7 +91,7 @@ bench: venv
 	$(VPY) bench/run.py
 
 clean:
-	rm -rf runs .pytest_cache bench/results.json
+	rm -rf runs build/book .pytest_cache bench/results.json
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
-	find figures -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+	find figures -mindepth 1 -maxdepth 1 -type d -not -name book -exec rm -rf {} +
 	rm -f figures/RESULTS.md

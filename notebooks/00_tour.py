@@ -98,7 +98,7 @@ d12 = np.linalg.norm(model.displacement("AU12", 1.0), axis=1)
 corners = d12[[61, 291]].mean()
 brows = d12[[70, 63, 105, 66, 107, 336, 296, 334, 293, 300]].mean()
 print(f"AU12 moves the mouth corners {corners:.2f} units, the brows {brows:.2f}")
-report.metric("au12_mouth_corner_shift_per_unit", corners)
+report.metric("au12_mouth_corner_shift_per_unit", corners, headline=True)
 report.check("au12_moves_mouth_corners_more_than_brows", corners > 3 * brows)
 
 # %% [markdown]

@@ -494,7 +494,8 @@ for g, S in (("unguided", S_U), ("guided", S_G)):
     report.metric(f"macro_f1_{g}", S["macro_f1"])
     report.metric(f"att_cos_{g}", S["att_cos"], paper=PAPER["att_cos"][pj][gi], paper_dataset=f"{PAPER_DS} (CAM run)")
     for m in METHOD_NAMES:
-        report.metric(f"cam_cos_{m}_{g}", S[f"cam_cos_{m}"], paper=PAPER[f"cam_cos_{m}"][pj][gi], paper_dataset=PAPER_DS)
+        report.metric(f"cam_cos_{m}_{g}", S[f"cam_cos_{m}"], paper=PAPER[f"cam_cos_{m}"][pj][gi], paper_dataset=PAPER_DS,
+                      headline=(m, g) == ("cam", "guided"))
 report.metric("lambda", LAM)
 
 rows = []

@@ -377,7 +377,7 @@ for k, rows in CH.items():
           f"normal consistency {np.mean([r['normal_consistency'] for r in rows]):.3f}")
 CH_OURS = float(np.mean([r["chamfer_l1"] for r in CH["ours"]]))
 CH_MEAN = float(np.mean([r["chamfer_l1"] for r in CH["mean_shape"]]))
-report.metric("chamfer_l1_heldout", CH_OURS)
+report.metric("chamfer_l1_heldout", CH_OURS, headline=True)
 report.metric("chamfer_l1_mean_shape", CH_MEAN)
 report.metric("normal_consistency_heldout", float(np.mean([r["normal_consistency"] for r in CH["ours"]])))
 HELD_EXPR = [i for i in range(len(TEST)) if CFG["test_expr"][i % len(CFG["test_expr"])] not in CFG["train_expr"]]

@@ -7,6 +7,7 @@
     python -m facelab kernel
     python -m facelab nbval-prepare runs/nbval
     python -m facelab export [--check]
+    python -m facelab book
 """
 from __future__ import annotations
 
@@ -26,9 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a notebook parameter (repeatable); values parse as JSON when they can")
     r.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
+    r.add_argument("--fail-fast", action="store_true", help="with 'all': stop at the first failing notebook")
     sub.add_parser("assets", help="fetch every package-shipped asset into the cache")
     sub.add_parser("results", help="write figures/RESULTS.md from every metrics.json")
     sub.add_parser("list", help="list the notebooks")
+    bk = sub.add_parser("book", help="the executed notebooks under runs/ as a static site in build/book/html")
+    bk.add_argument("--profiles", default="paper,demo,smoke",
+                    help="which runs a page shows, first found wins (default paper,demo,smoke; CI's: smoke)")
     nv = sub.add_parser("nbval-prepare", help="copies of the notebooks whose check cell expects all True")
     nv.add_argument("dest")
     ex = sub.add_parser("export", help="write the notebooks' 'export' cells to facelab.papers.<name>")
@@ -43,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
             params = runner.parse_params(args.param)
             if args.notebook == "all":
-                results = runner.run_all(args.profile, params)
+                results = runner.run_all(args.profile, params, fail_fast=args.fail_fast)
                 failed = [x.notebook for x in results if not x.ok]
                 print(f"{len(results) - len(failed)}/{len(results)} notebooks ok" +
                       (f"; failed: {', '.join(failed)} (see runs/<notebook>/ for the error cell)" if failed else ""))
@@ -71,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print("\n".join(runner.list_notebooks()))
             return 0
+        if args.cmd == "book":
+            from . import book
+
+            return book.main_build(profiles=tuple(x.strip() for x in args.profiles.split(",") if x.strip()))
         if args.cmd == "nbval-prepare":
             from pathlib import Path
 

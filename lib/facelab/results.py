@@ -3,13 +3,14 @@
 Every notebook ends with::
 
     report = Report("05_au_guided_fer", profile=PROFILE, dataset="synth", out_dir=OUT)
-    report.metric("accuracy", acc, paper=0.8895, paper_dataset="RAF-DB")
+    report.metric("accuracy", acc, paper=0.8895, paper_dataset="RAF-DB", headline=True)
     report.check("learned_above_chance", acc > 3 / 7)
     report.table()      # shown in the notebook: ours | paper | dataset | profile
     report.save()       # figures/<notebook>/metrics.json (atomic)
 
 The JSON layout (the same for every notebook; README.md, "Where things land"): ``{"notebook", "profile", "dataset", "device", "wall_s",
-"metrics", "paper", "paper_dataset", "checks"}``. A smoke profile's numbers are never a
+"metrics", "paper", "paper_dataset", "checks", "headline"}``; ``headline`` names the one metric
+that the results page puts in its first table (``metric(..., headline=True)``). A smoke profile's numbers are never a
 reproduction; :meth:`Report.table` says so in its caption.
 """
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Report:
         self.paper_dataset: dict[str, str] = {}
         self.checks: dict[str, bool] = {}
         self.caps: dict[str, Any] = {}
+        self.headline: str | None = None
 
     def record_caps(self, **params: Any) -> dict[str, Any]:
         """Note the parameters that cap or change a profile (``max_train``, ``epochs``, ...; ``None``
@@ -62,8 +64,15 @@ class Report:
         return dict(self.caps)
 
     def metric(self, name: str, value: Any, *, paper: float | None = None,
-               paper_dataset: str | None = None) -> float | None:
+               paper_dataset: str | None = None, headline: bool = False) -> float | None:
+        """Record ``name``; ``headline=True`` makes it the notebook's one row in the results
+        page's first table (one per notebook: a second headline is an error)."""
         v = _num(value)
+        if headline:
+            if self.headline not in (None, name):
+                raise ValueError(f"{self.notebook}: headline already set to {self.headline!r}, "
+                                 f"cannot also make {name!r} the headline (one per notebook)")
+            self.headline = name
         self.metrics[name] = v
         if paper is not None:
             self.paper[name] = float(paper)
@@ -105,7 +114,7 @@ class Report:
         return {"notebook": self.notebook, "profile": self.profile, "dataset": self.dataset,
                 "device": self.device, "wall_s": round(time.time() - self.started, 2), "caps": self.caps,
                 "metrics": self.metrics, "paper": self.paper, "paper_dataset": self.paper_dataset,
-                "checks": self.checks}
+                "checks": self.checks, "headline": self.headline}
 
     def save(self) -> Path:
         path = self.out_dir / "metrics.json"

@@ -116,7 +116,16 @@ def run(ref: str | int, profile: str = "auto", params: dict[str, Any] | None = N
         if failed:  # the notebook ran, but did not show what it must: that is a failure too
             ok, err = False, f"checks failed: {', '.join(failed)}"
     _stamp_wall_time(name, wall, ok, err)
+    _keep_metrics_with_run(name, out_dir)
     return RunResult(name, resolved, ok, wall, output, err)
+
+
+def _keep_metrics_with_run(name: str, out_dir: Path) -> None:
+    """A copy of metrics.json beside the executed notebook: figures/ holds the last run's only,
+    and the book shows each notebook's richest run with that run's own numbers."""
+    src = repo_root() / "figures" / name / "metrics.json"
+    if src.exists():
+        atomic_write_bytes(out_dir / "metrics.json", src.read_bytes())
 
 
 def _failed_checks(name: str) -> list[str]:
@@ -145,8 +154,10 @@ def _stamp_wall_time(name: str, wall: float, ok: bool, err: str) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=2).encode())
 
 
-def run_all(profile: str = "auto", params: dict[str, Any] | None = None) -> list[RunResult]:
-    """Every notebook in order; a failure is reported and the rest still run."""
+def run_all(profile: str = "auto", params: dict[str, Any] | None = None,
+            fail_fast: bool = False) -> list[RunResult]:
+    """Every notebook in order; a failure is reported and the rest still run, unless
+    ``fail_fast`` (``make test``): then the first failure stops the run."""
     results = []
     for name in list_notebooks():
         print(f"=== {name} ({profile})", flush=True)
@@ -154,8 +165,43 @@ def run_all(profile: str = "auto", params: dict[str, Any] | None = None) -> list
         status = "ok" if r.ok else f"FAILED: {r.error.splitlines()[0] if r.error else ''}"
         print(f"    {status}  [{r.wall_s:.0f} s]  executed copy: {r.output}", flush=True)
         results.append(r)
+        if fail_fast and not r.ok:
+            print(f"    stopping at the first failure (--fail-fast); the error cell is in {r.output}", flush=True)
+            break
     write_results_md()
     return results
+
+
+def executed_check_problems(path: str | Path) -> list[str]:
+    """What is wrong with an executed copy: an error output in any cell, or a check cell
+    (``# NBVAL_CHECK_OUTPUT``) that did not print exactly ``name: True`` for every listed check.
+    Empty when the notebook ran and showed everything it must. This is ``make test``'s check
+    of each notebook, read from the copy papermill left (the book renders the same copy)."""
+    import nbformat
+
+    path = Path(path)
+    if not path.exists():
+        return [f"{path}: no executed copy (run `python -m facelab run {path.stem} --profile smoke`)"]
+    nb = nbformat.read(path, as_version=4)
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "error":
+                problems.append(f"{path.name} cell {i}: {out.get('ename')}: {str(out.get('evalue'))[:200]}")
+    try:
+        names = check_names(nb)
+    except ConfigError as e:
+        return problems + [f"{path.name}: {e}"]
+    cell = [c for c in nb.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source][0]
+    printed = "".join(o.get("text", "") for o in cell.get("outputs", [])
+                      if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    lines = [ln.strip() for ln in printed.splitlines() if ln.strip()]
+    expected = [f"{n}: True" for n in names]
+    if lines != expected:
+        bad = [ln for ln in lines if ln not in expected] + [f"{e} (not printed)" for e in expected if e not in lines]
+        problems.append(f"{path.name}: the check cell printed {len(lines)} lines, expected every check True; "
+                        f"wrong: {'; '.join(bad) or 'order'}")
+    return problems
 
 
 def _fmt(v: Any) -> str:
@@ -166,36 +212,99 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def write_results_md(figures: Path | None = None) -> Path:
-    """``figures/RESULTS.md``: per notebook, each metric beside the paper's, dataset, profile, time."""
+def headline_metric(d: dict[str, Any]) -> str | None:
+    """The metric a notebook puts first: the one declared with ``metric(..., headline=True)``,
+    else the first metric that has a paper value, else the first metric (None when there is none)."""
+    metrics = d.get("metrics") or {}
+    if d.get("headline") in metrics:
+        return d["headline"]
+    paper = d.get("paper") or {}
+    return next((k for k in metrics if k in paper), next(iter(metrics), None))
+
+
+def _status(d: dict[str, Any]) -> str:
+    status = "ok" if d.get("ok", True) else f"failed: {d.get('error', '')}"
+    checks = d.get("checks", {})
+    if checks and not all(checks.values()):
+        status += " (checks failed: " + ", ".join(k for k, v in checks.items() if not v) + ")"
+    return status
+
+
+def _cell(v: Any) -> str:
+    return _fmt(v).replace("|", "\\|").replace("\n", " ")
+
+
+def results_markdown(figures: Path | None = None, notebooks: list[str] | None = None,
+                     sources: dict[str, Path] | None = None) -> str:
+    """The results page: one headline row per notebook, then each notebook's full metric list.
+
+    ``notebooks`` (default: every notebook under ``notebooks/``) get a row even without a
+    ``metrics.json`` ("not run yet"); a ``metrics.json`` of a notebook not listed still counts.
+    ``sources`` maps a notebook to the metrics.json to use instead of ``figures/<nb>/`` (the book:
+    the one kept beside the executed copy it shows).
+    """
     figures = figures or repo_root() / "figures"
+    found: dict[str, dict[str, Any]] = {}
+    paths = {p.parent.name: p for p in sorted(figures.glob("*/metrics.json"))} | dict(sources or {})
+    for key, path in paths.items():
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            d = {"ok": False, "error": f"{path} is not valid JSON"}
+        found[d.get("notebook", key)] = d
+    names = sorted(set(list_notebooks() if notebooks is None else notebooks) | set(found))
     lines = ["# Results", "",
              "Written by `make run` from every `figures/<notebook>/metrics.json`. The paper's numbers are",
              "on the paper's dataset; ours on the dataset and profile named. **A smoke row is a check that",
              "the pipeline runs and learns on synthetic data, not a reproduction.**", "",
-             "| notebook | metric | ours | paper | our dataset | paper dataset | profile | wall time (s) | status |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for path in sorted(figures.glob("*/metrics.json")):
-        try:
-            d = json.loads(path.read_text())
-        except json.JSONDecodeError:
+             "## Headline per notebook", "",
+             "Each notebook's headline metric (declared with `report.metric(..., headline=True)`; else its",
+             "first metric with a paper number). The full lists follow below.", "",
+             "| notebook | headline metric | ours | paper | paper dataset | our dataset | profile | device | wall time (s) | status |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for nb in names:
+        d = found.get(nb)
+        if d is None:
+            lines.append(f"| {nb} | - | - | - | - | - | - | - | - | not run yet |")
             continue
-        nb = d.get("notebook", path.parent.name)
-        wall = d.get("run_wall_s", d.get("wall_s"))
-        status = "ok" if d.get("ok", True) else f"failed: {d.get('error', '')}"
-        checks = d.get("checks", {})
-        if checks and not all(checks.values()):
-            status += " (checks failed: " + ", ".join(k for k, v in checks.items() if not v) + ")"
-        metrics = d.get("metrics") or {}
+        h = headline_metric(d)
         caps = d.get("caps") or {}
-        profile = d.get("profile", "-") + (" (caps: " + ", ".join(f"{k}={v}" for k, v in caps.items()) + ")" if caps else "")
+        profile = d.get("profile", "-") + (" (capped)" if caps else "")
+        lines.append("| " + " | ".join(_cell(x) for x in (
+            nb, h or "-", (d.get("metrics") or {}).get(h), (d.get("paper") or {}).get(h),
+            (d.get("paper_dataset") or {}).get(h, "-"), d.get("dataset", "-"), profile, d.get("device", "-"),
+            d.get("run_wall_s", d.get("wall_s")), _status(d))) + " |")
+    for nb in names:
+        d = found.get(nb)
+        if d is None:
+            continue
+        caps = d.get("caps") or {}
+        lines += ["", f"## {nb}", "",
+                  f"Dataset: {d.get('dataset', '-')}; profile: {d.get('profile', '-')}; device: {d.get('device', '-')}; "
+                  f"wall time: {_fmt(d.get('run_wall_s', d.get('wall_s')))} s; status: {_status(d)}."]
+        if caps:
+            lines.append("Caps: " + ", ".join(f"`{k}={v}`" for k, v in caps.items()) + ".")
+        checks = d.get("checks") or {}
+        if checks:
+            lines.append("Checks: " + ", ".join(f"{k} {'✓' if v else '✗ FAILED'}" for k, v in checks.items()) + ".")
+        metrics = d.get("metrics") or {}
         if not metrics:
-            lines.append(f"| {nb} | - | - | - | {d.get('dataset', '-')} | - | {profile} | {_fmt(wall)} | {status} |")
+            lines.append("")
+            lines.append("No metrics recorded.")
+            continue
+        lines += ["", "| metric | ours | paper | paper dataset |", "|---|---|---|---|"]
         for k, v in metrics.items():
-            lines.append(f"| {nb} | {k} | {_fmt(v)} | {_fmt(d.get('paper', {}).get(k))} | {d.get('dataset', '-')} | "
-                         f"{d.get('paper_dataset', {}).get(k, '-')} | {profile} | {_fmt(wall)} | {status} |")
+            name = f"**{k}**" if k == headline_metric(d) else k
+            lines.append(f"| {name} | {_cell(v)} | {_cell((d.get('paper') or {}).get(k))} | "
+                         f"{_cell((d.get('paper_dataset') or {}).get(k, '-'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results_md(figures: Path | None = None) -> Path:
+    """``figures/RESULTS.md``: :func:`results_markdown`, written atomically."""
+    figures = figures or repo_root() / "figures"
     out = figures / "RESULTS.md"
-    atomic_write_bytes(out, ("\n".join(lines) + "\n").encode())
+    atomic_write_bytes(out, results_markdown(figures).encode())
     return out
 
 
