@@ -171,6 +171,11 @@ def synth_scenes(n, size, max_faces, face_frac, seed):
     return b.images, b.boxes, b.labels
 
 
+# %% [markdown]
+# Which source this profile reads: synthetic scenes in smoke, FER2013 faces pasted into scenes in
+# demo (`facelab.synth.paste_faces`), RAF-DB or SFEW's boxes in the paper profile.
+
+# %%
 root = config.dataset_root(data_root, "FER2013 <root>/<split>/<class>/*.jpg (demo); RAF-DB basic/ or an SFEW list (paper)")
 if PROFILE == "smoke" and root is None:
     DATASET = "synth.scenes"

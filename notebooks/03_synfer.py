@@ -135,6 +135,9 @@ CFG = config.pick(PROFILE, {
 }, n_train=max_train, n_test=max_test, diff_epochs=diffusion_epochs, n_down=n_down, lam=guidance_lambda, cfg=cfg_scale,
    steps=sampling_steps, adapter_epochs=adapter_epochs, clf_epochs=classifier_epochs, n_au_real=n_au_real,
    threads=threads)
+
+
+# %%
 if unet_channels is not None:
     if CFG["unet"] is None or len(unet_channels) != len(CFG["unet"]["block_out_channels"]):
         raise config.ConfigError(f"unet_channels={unet_channels!r}: expected "
@@ -214,6 +217,7 @@ def to_grey(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).round().astype(np.uint8)
 
 
+# %%
 def load_real():
     """Return dict(train=(images uint8 (n,H,W), labels 0..K-1, aus (n,20) or None), test=(...))."""
     if ROOT is None:
@@ -430,6 +434,11 @@ def images_to_tensor(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(x).float().div(255).unsqueeze(1)
 
 
+# %% [markdown]
+# The denoiser: Stable Diffusion's UNet with LoRA from a local folder in the paper profile, a small
+# `UNet2DConditionModel` trained from scratch on a space-to-depth latent otherwise.
+
+# %%
 if PROFILE == "paper":
     # Stable Diffusion 1.5 from the user's folder; LoRA adapters on the attention projections.
     from diffusers import AutoencoderKL, UNet2DConditionModel

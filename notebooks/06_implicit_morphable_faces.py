@@ -559,6 +559,7 @@ for _ in range(300):
 print(f"AU -> z_exp regressor: train MSE {float(loss):.4f} (code variance {float(MODEL.z_exp.weight.var(0).sum()):.4f})")
 
 
+# %%
 def direction(w):
     w = w - w.mean(0)
     return torch.linalg.svd(w, full_matrices=False)[2][0] * w.norm(dim=1).mean()
@@ -585,6 +586,10 @@ class NotebookAvatar:
             return render_codes(self.model, [zg, ze, None], yaw, res, tex=tex[None])["image"].clamp(0, 1).numpy()
 
 
+# %% [markdown]
+# The inverted face in the editor's state machine: neutral, AU6+AU12, and a painted stroke seen from two angles.
+
+# %%
 AVATAR = NotebookAvatar(MODEL, LAST_INV[0], LAST_INV[2])
 st = AE.EditorState()
 st_happy = AE.set_au(AE.set_au(st, "AU12", 4.0), "AU06", 3.0)
