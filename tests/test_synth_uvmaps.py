@@ -106,3 +106,20 @@ def test_caption_errors():
     with pytest.raises(D.DescriptionError, match="at most"):
         D.check_caption("word " * 100)
     assert D.check_caption("  a  young   face ") == "a young face"
+
+
+def test_render_maps_draws_the_face_and_its_texture():
+    z = np.zeros((2, 20), np.float32)
+    m = G.add_inner_parts(G.face_meshes(z, z, np.zeros((2, len(G.SHAPE_PARAMS)), np.float32)))
+    g = U.position_map(m, G.topology().tris, U.engine_raster(32))
+    tex = torch.stack([torch.full((3, 32, 32), 0.9), torch.full((3, 32, 32), 0.1)])
+    tex.requires_grad_(True)
+    img = U.render_maps(g, tex, yaw=20.0, res=48)
+    assert img.shape == (2, 48, 48, 3)
+    fg = (img[..., 0] != 0.5)
+    assert 0.3 < float(fg[0].float().mean()) < 0.9
+    assert float(img[0][fg[0]].mean()) > float(img[1][fg[1]].mean()) + 0.3   # the texture shows
+    img.sum().backward()
+    assert tex.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="position maps"):
+        U.render_maps(g[:1], tex, res=16)

@@ -147,3 +147,44 @@ def engine_raster(res: int) -> UVRaster:
 
     topo = G.topology()
     return uv_raster(topo.uv, topo.tris, res)
+
+
+def render_maps(gmap: torch.Tensor, tex: torch.Tensor, yaw: float = 0.0, res: int = 64,
+                light=(0.35, 0.35, 1.0), background: float = 0.5, scale: float = 0.82) -> torch.Tensor:
+    """Render textured meshes given as UV maps: (n, 3, h, w) engine-frame position maps and
+    (n, 3, H, W) textures in [0, 1] -> (n, res, res, 3) images, Lambert-shaded, orthographic.
+
+    Vertices are read back from the position map (:func:`vertices_from_map`) at the engine
+    atlas's vertex UVs, turned by ``yaw`` degrees about the engine's head pivot and
+    rasterised with :func:`facelab.synth.raster.rasterize`; colour is a bilinear texture lookup
+    at the interpolated UV. Gradients reach the texture and, through the shading normals and
+    interpolated attributes, the positions (not the triangle coverage)."""
+    from . import geometry as G
+    from . import raster as RS
+    from .render import vertex_normals
+
+    if gmap.ndim != 4 or tex.ndim != 4 or gmap.shape[0] != tex.shape[0] or gmap.shape[1] != 3 or tex.shape[1] != 3:
+        raise ValueError(f"render_maps: expected (n, 3, h, w) position maps and (n, 3, H, W) textures, "
+                         f"got {tuple(gmap.shape)} and {tuple(tex.shape)}")
+    topo = G.topology()
+    tris = torch.as_tensor(topo.tris)
+    v = vertices_from_map(gmap.float(), topo.uv)                               # (n, V, 3)
+    a = np.deg2rad(float(yaw))
+    rot = torch.tensor([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]], dtype=torch.float32)
+    pivot = torch.as_tensor(G.PIVOT)
+    v = (v - pivot) @ rot.T + pivot
+    s = scale * res / 190.0                                                    # the face is ~190 units tall
+    scr = torch.stack([res / 2 + s * v[..., 0], res / 2 - s * v[..., 1], s * v[..., 2]], -1)
+    frags = RS.rasterize(scr.detach(), tris, res, res)
+    n = len(v)
+    face = frags.pixel // (res * res)
+    uv = RS.interpolate(frags, tris, torch.as_tensor(topo.uv))
+    col = RS.sample_bilinear(tex.permute(0, 2, 3, 1).contiguous(), face, uv)
+    nrm = RS.interpolate_batched(frags, face, tris, vertex_normals(v, tris))
+    nrm = nrm / nrm.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    ld = torch.tensor(light, dtype=torch.float32)
+    ld = ld / ld.norm()
+    shade = 0.3 + 0.7 * (nrm @ ld).clamp_min(0)[:, None]
+    img = torch.full((n * res * res, 3), float(background))
+    img = img.index_put((frags.pixel,), col * shade)
+    return img.reshape(n, res, res, 3)
