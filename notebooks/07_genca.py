@@ -461,8 +461,9 @@ MEAN_G = TR["g"].mean(0, keepdim=True)
 def train_ldm(model, z0, text, steps_, control=None, params=None, desc="LDM", ema_decay=0.99):
     """DDPM training (v-prediction, 10 % empty captions) of a TextUNet on latents z0; returns the loss curve."""
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(params if params is not None else model.parameters(), lr=CFG["lr"], weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, CFG["lr"], total_steps=steps_, pct_start=0.1)
+    groups = params if params is not None else [{"params": list(model.parameters()), "lr": CFG["lr"]}]
+    opt = torch.optim.AdamW(groups, lr=CFG["lr"], weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups], total_steps=steps_, pct_start=0.1)
     ema = EMA(model, ema_decay)
     losses = []
     for _ in tqdm(range(steps_), desc=desc, mininterval=5):
@@ -509,15 +510,19 @@ ZT_N = norm_lat(ZT_TR, "t")
 config.seed_everything(seed)
 TEX_BASE, TEX_BASE_LOSS = train_ldm(TextUNet(make_unet(SIDE, CFG["unet"])), ZT_N, TXT_TR, CFG["steps"], desc="GCTM text-only")
 CONDITIONS = ("none", "displacement", "normal")
+CTRL_LR_MULT = 5
 GCTM, GCTM_LOSS = {}, {}
 for kind in CONDITIONS:
     config.seed_everything(seed)
     m = copy.deepcopy(TEX_BASE).train()
-    ctrl = None
+    ctrl, groups = None, [{"params": list(m.unet.parameters()), "lr": CFG["lr"]}]
     if kind != "none":
         m.controlnet = make_controlnet(m.unet, RES, SIDE)
         ctrl = geometry_condition(TR["g"], kind, MEAN_G)
-    GCTM[kind], GCTM_LOSS[kind] = train_ldm(m, ZT_N, TXT_TR, CFG["ctrl_steps"], control=ctrl, desc=f"GCTM {kind}")
+        # the branch starts from zero convolutions: it gets CTRL_LR_MULT x the learning rate to grow in a short run
+        groups.append({"params": list(m.controlnet.parameters()), "lr": CFG["lr"] * CTRL_LR_MULT})
+    GCTM[kind], GCTM_LOSS[kind] = train_ldm(m, ZT_N, TXT_TR, CFG["ctrl_steps"], control=ctrl, params=groups,
+                                            desc=f"GCTM {kind}")
 print(f"GCTM: text-only {CFG['steps']} steps + 3 x {CFG['ctrl_steps']} in {time.time() - t_tex:.0f} s; last losses",
       {k: round(float(np.mean(v[-20:])), 3) for k, v in GCTM_LOSS.items()})
 viz.savefig(viz.curves({"GM": GM_LOSS, "GCTM text-only": TEX_BASE_LOSS}, "diffusion training (v-loss)"), OUT, "ldm_loss")
@@ -813,3 +818,244 @@ g0, t0 = drive(zg0, zt0, CA.expression_code(torch.zeros_like(REF["g"]), torch.ze
 viz.savefig(viz.image_grid([render(x, y, yaw=15)[0].numpy() for x, y in ((g0, t0), (dg_, dt_), (dg2, dt2))],
                            ["generated, neutral code", "driven: AU6+12+25", f"driven: training id's {EX.ALL_EXPRESSIONS[TR['labels'][1, 0]]}"],
                            ncols=3, size=2.2), OUT, "driven")
+
+# %%
+clip_file = None
+if clip_path:
+    clip_file = clip_path
+elif config.data_dir() is not None and sorted((config.data_dir() / "video").glob("*.mp4")):
+    clip_file = sorted((config.data_dir() / "video").glob("*.mp4"))[0]
+if clip_file is None:
+    print("skipping the real clip: FACELAB_DATA is not set (and no clip_path given)")
+    CLIP_AUS = None
+else:
+    t_clip = time.time()
+    CLIP_AUS = aus_from_clip(clip_file, CFG["clip_frames"])
+    dg_c, dt_c = drive(zg0, zt0, expression_codes_from_aus(CLIP_AUS))
+    frames = [render(dg_c[i:i + 1], dt_c[i:i + 1], yaw=10)[0].numpy() for i in range(len(CLIP_AUS))]
+    print(f"{clip_file}: {len(CLIP_AUS)} frames -> AUs (mean AU12 {CLIP_AUS[:, 9].mean():.2f}, AU25 "
+          f"{CLIP_AUS[:, 16].mean():.2f}) -> driven avatar in {time.time() - t_clip:.0f} s")
+    viz.savefig(viz.image_grid(frames, [f"frame {3 * i}" for i in range(len(frames))], ncols=len(frames), size=1.6),
+                OUT, "driven_by_clip")
+    report.metric("clip_frames_driven", len(frames))
+
+# %% [markdown]
+# ## 8. Editing
+#
+# **Global** [S]: a new caption with the geometry latent fixed: the GCTM resamples the texture on
+# the same geometry. **Local** [S/R]: RePaint (Lugmayr et al. 2022) in UV space inside a mask.
+# The user marks the region to change, `R`; the kept mask is `M = 1 - R`, and after every DDIM
+# step the latent outside `R` is replaced by the original avatar's latent noised to the same
+# level: $F = (1 - M)\,F_{edit} + M\,F_{gen}$; the decoded texture is composited the same way
+# at UV resolution, so texels outside the region stay exactly as generated.
+
+# %% tags=["export"]
+def check_mask(mask, res):
+    m = torch.as_tensor(mask, dtype=torch.float32)
+    if m.shape != (res, res):
+        raise ValueError(f"inpaint mask: expected a ({res}, {res}) UV mask (the UV map resolution), got {tuple(m.shape)}")
+    if m.min() < 0 or m.max() > 1:
+        raise ValueError("inpaint mask: values must lie in [0, 1] (1 = region to change)")
+    return m
+
+
+def repaint_latent(model, sched, text, z_gen, region_lat, uncond, steps, guidance, control=None, generator=None):
+    """DDIM sampling where, after each step, the kept part M = 1 - region takes the generated latent noised to t."""
+    from facelab.nn import diffusion as DF
+
+    keep = 1 - region_lat
+    eps_model = DF.EpsView(model, sched, "v_prediction")
+    model.control = control
+    ts = DF.timesteps(sched, steps)
+    noise = torch.randn(z_gen.shape, generator=generator)
+    ab0 = sched.alphas_cumprod[ts[0]]
+    x = ab0.sqrt() * z_gen + (1 - ab0).sqrt() * noise
+    for i, t in enumerate(ts):
+        t_next = ts[i + 1] if i + 1 < len(ts) else -1
+        eps = DF.cfg_eps(eps_model, x, t, text, uncond, guidance)
+        x = DF.ddim_step(sched, x, eps, t, t_next)
+        ab = sched.alphas_cumprod[t_next] if t_next >= 0 else torch.tensor(1.0)
+        known = ab.sqrt() * z_gen + (1 - ab).sqrt() * noise
+        x = (1 - keep) * x + keep * known                        # F = (1 - M) F_edit + M F_gen
+    return x
+
+# %%
+def edit_global(i, new_caption):
+    txt = encode_text([DS.check_caption(new_caption)])
+    return generate(txt, "normal", seed_=seed + 7, zg_n=GEN["normal"][0][i:i + 1])
+
+
+def edit_local(i, region_uv, new_caption):
+    region = check_mask(region_uv, RES)
+    txt = encode_text([DS.check_caption(new_caption)])
+    g = GEN["normal"][2][i:i + 1]
+    lat_region = (F.adaptive_avg_pool2d(region[None, None], SIDE) > 0.25).float()
+    with torch.no_grad():
+        z = repaint_latent(GCTM["normal"], SCHED, txt, GEN["normal"][1][i:i + 1], lat_region, NULL_TXT, CFG["ddim"],
+                           CFG["cfg"], control=geometry_condition(g, "normal", MEAN_G),
+                           generator=torch.Generator().manual_seed(seed + 9))
+    t_edit = decode_texture(z)
+    return g, (1 - region) * GEN["normal"][3][i:i + 1] + region * t_edit    # exact outside the region
+
+
+I_EDIT = 0
+old_attrs = ATTR_TE[I_EDIT].copy()
+new_attrs = old_attrs.copy()
+new_attrs[1] = 2 if old_attrs[1] < 2 else 0                          # change the skin tone
+NEW_CAP = DS.caption(new_attrs)
+_, _, g_glob, t_glob = edit_global(I_EDIT, NEW_CAP)
+REGION = torch.zeros(RES, RES)
+REGION[int(0.05 * RES):int(0.3 * RES), int(0.2 * RES):int(0.8 * RES)] = 1          # forehead / hair band
+HAIR_CAP = DS.caption(np.r_[old_attrs[:2], [2 if old_attrs[2] != 2 else 0], old_attrs[3:]])
+g_loc, t_loc = edit_local(I_EDIT, REGION, HAIR_CAP)
+t_orig = GEN["normal"][3][I_EDIT:I_EDIT + 1]
+outside = float(((t_loc - t_orig).abs() * (1 - REGION)).sum() / ((1 - REGION).sum() * 3))
+inside = float(((t_loc - t_orig).abs() * REGION).sum() / (REGION.sum() * 3))
+_, p_glob = predict_attrs(render(g_glob, t_glob).permute(0, 3, 1, 2))
+print(f"global edit to {NEW_CAP!r}: predicted skin {DS.ATTRIBUTES['skin'][p_glob[0, 1]]} "
+      f"(was asked {DS.ATTRIBUTES['skin'][new_attrs[1]]}, original {DS.ATTRIBUTES['skin'][old_attrs[1]]})")
+print(f"local edit ({HAIR_CAP!r}) in the forehead band: mean texel change inside {inside:.3f}, outside {outside:.3f}")
+report.metric("local_edit_change_inside", inside)
+report.metric("local_edit_change_outside", outside)
+viz.savefig(viz.image_grid([render(GEN["normal"][2][I_EDIT:I_EDIT + 1], t_orig, yaw=15)[0].numpy(),
+                            render(g_glob, t_glob, yaw=15)[0].numpy(), render(g_loc, t_loc, yaw=15)[0].numpy(),
+                            show(t_orig[0]), show(t_loc[0])],
+                           ["generated", "global edit: skin", "local edit: hair band", "T before", "T after (local)"],
+                           ncols=5, size=2.0), OUT, "editing")
+
+# %% [markdown]
+# ## 9. The avatar editor, extended
+#
+# Notebook 06's editor (`facelab.widgets.avatar_editor`) drives any object with `codes`,
+# `texture` and `render`. Here the identity codes are the generated latents, the expression
+# code comes from the AU sliders through the engine and the expression encoder, and the
+# extended widget adds a description box (*generate*), a UV-rectangle *inpaint region* (RePaint
+# with the description) and a driving-clip frame slider. The brush paints on the decoded texture.
+
+# %%
+class GenAvatar:
+    """What the editor needs, on the notebook's models."""
+
+    uv_res = RES
+
+    def __init__(self, i=0):
+        self.zg, self.zt = GEN["normal"][0][i:i + 1], GEN["normal"][1][i:i + 1]
+        self.t_override = None
+        self.clip_aus = CLIP_AUS
+
+    def generate(self, text):
+        self.zg, self.zt, _, _ = generate(encode_text([DS.check_caption(text)]), "normal", seed_=seed)
+        self.t_override = None
+
+    def inpaint(self, mask, text):
+        m = check_mask(mask, RES)
+        txt = encode_text([DS.check_caption(text)])
+        g = decode_geometry(self.zg)
+        lat = (F.adaptive_avg_pool2d(m[None, None], SIDE) > 0.25).float()
+        with torch.no_grad():
+            z = repaint_latent(GCTM["normal"], SCHED, txt, self.zt, lat, NULL_TXT, CFG["ddim"], CFG["cfg"],
+                               control=geometry_condition(g, "normal", MEAN_G), generator=torch.Generator().manual_seed(seed))
+        self.t_override = (1 - m) * self.neutral_texture() + m * decode_texture(z)
+
+    def neutral_texture(self):
+        return decode_texture(self.zt) if self.t_override is None else self.t_override
+
+    def codes(self, aus, identity, colour):
+        return self.zg, expression_codes_from_aus(np.asarray(aus)[None]), colour
+
+    def texture(self, colour):
+        return ((self.neutral_texture()[0] + 1) / 2 * (1 + 0.1 * colour)).clamp(0, 1)
+
+    def render(self, zg, ze, tex, yaw, res):
+        zgd, ztd = denorm_lat(zg, "g"), denorm_lat(self.zt, "t")
+        with torch.no_grad():
+            dg, dt = CA.deltas(ze, zgd, ztd)
+            g = CA.vae_g.decode(zgd) + dg
+        return render(g, (tex[None] * 2 - 1 + dt).clamp(-1, 1), yaw=yaw, res=res)[0].numpy()
+
+
+AVATAR = GenAvatar(0)
+EDITOR = AE.GenerativeAvatarEditorWidget(AVATAR, size=CFG["render"], description=CAP_TE[0])
+before = EDITOR.refresh()
+EDITOR.au_sliders["AU12"].value = 4.0
+smiling = EDITOR.refresh()
+ok_gen = EDITOR.generate(DS.caption_from_attributes({"skin": "dark", "hair": "grey", "age": "older"}))
+bad_gen = EDITOR.generate("")
+print(f"AU12 slider changes {np.mean(np.abs(smiling.astype(int) - before.astype(int)) > 0):.2f} of the pixels; "
+      f"generate ok: {ok_gen}; empty description -> {EDITOR.status.value!r}")
+EDITOR
+
+# %% [markdown]
+# ## 10. Bad input
+#
+# One clear message each: an empty or over-long description, a mask of the wrong size, a clip
+# without a face, an unknown attribute.
+
+# %%
+import tempfile  # noqa: E402
+
+_blank = tempfile.NamedTemporaryFile(suffix=".mp4", delete=False).name
+
+
+def _write_blank_clip(path):
+    import av
+
+    with av.open(path, "w") as out:
+        st = out.add_stream("mpeg4", rate=10)
+        st.width, st.height, st.pix_fmt = 64, 64, "yuv420p"
+        for _ in range(3):
+            for p in st.encode(av.VideoFrame.from_ndarray(np.full((64, 64, 3), 128, np.uint8), format="rgb24")):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+
+
+_write_blank_clip(_blank)
+for bad in (lambda: edit_global(0, ""), lambda: edit_global(0, "a face " * 30),
+            lambda: edit_local(0, torch.zeros(RES + 4, RES), HAIR_CAP), lambda: aus_from_clip(_blank, 2),
+            lambda: DS.caption_from_attributes({"eye_colour": "green"})):
+    try:
+        bad()
+        print("bad input accepted?!")
+    except ValueError as e:
+        print("bad input ->", e)
+
+# %% [markdown]
+# ## 11. Results beside the paper
+#
+# The paper's text-to-avatar comparison reports CLIP score 17.82, Aesthetic score 4.799 and HPS v2
+# 0.1731 for GenCA [S, as quoted in the issue]; its Table 3 ablates the GCTM's condition (none /
+# displacement / normal) [S] (the row values are not in our notes, so no paper column there).
+# **Our metrics are different ones** (marked ≠): a contrastive text-render score trained here
+# stands in for CLIP score, attribute agreement for text alignment, an FD in a classifier's
+# feature space for image quality; there is no aesthetic or human-preference model.
+
+# %%
+report.metric("text_render_score_normal", ROWS["normal"]["text_render"], paper=17.82)
+report.metric("aesthetic_score_not_measured", None, paper=4.799)
+report.metric("hps_v2_not_measured", None, paper=0.1731)
+report.save()
+report.table()
+
+# %% [markdown]
+# ## Checks
+#
+# * generated avatars (normal-map GCTM) agree with their held-out captions' attributes more than
+#   chance does;
+# * the normal-map condition beats no condition on that agreement (Table 3's claim);
+# * expression transfer beats copying the neutral face (vertex error).
+#
+# Measured margins (smoke, CPU) per seed are in the note at the end of this notebook's README entry.
+
+# %%
+report.check("generated_attributes_above_chance", ROWS["normal"]["agreement"] > ROWS["normal"]["chance"])
+report.check("normal_condition_beats_none", ROWS["normal"]["agreement"] > ROWS["none"]["agreement"])
+report.check("expression_transfer_beats_copy_neutral", XFER["transfer"] < XFER["copy_neutral"])
+report.metric("wall_s_notebook", time.time() - T0)
+report.save()
+print(f"notebook wall time {time.time() - T0:.0f} s")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+CHECKS = ["generated_attributes_above_chance", "normal_condition_beats_none", "expression_transfer_beats_copy_neutral"]
+report.print_checks(CHECKS)
