@@ -787,24 +787,35 @@ def expression_codes_from_aus(aus):
         return CA.expression_code(g - REF["g"], t - REF["t"])
 
 
-def aus_from_clip(path, n_frames):
-    """(m, 20) AU estimates from the first n_frames frames of a video with a face in each."""
-    import av
-
+def aus_from_frames(frames, where="clip"):
+    """(m, 20) AU estimates, one per RGB frame (H, W, 3) uint8; every frame must show a face."""
     from facelab.faces import au_estimate, landmarks
 
     out = []
-    with av.open(str(path)) as cont:
-        for i, frame in enumerate(cont.decode(video=0)):
-            if i % 3:
-                continue
-            meshes, _ = landmarks.detect_landmarks(frame.to_ndarray(format="rgb24"))
-            if len(meshes) == 0:
-                raise ValueError(f"{path}: no face found in frame {i}; the driving clip needs a visible face")
-            out.append(au_estimate.estimate_aus(meshes[0][:, :2]))
-            if len(out) == n_frames:
-                break
+    for i, frame in enumerate(frames):
+        meshes, _ = landmarks.detect_landmarks(np.asarray(frame))
+        if len(meshes) == 0:
+            raise ValueError(f"{where}: no face found in frame {i}; the driving clip needs a visible face in every frame")
+        out.append(au_estimate.estimate_aus(meshes[0][:, :2]))
     return np.stack(out)
+
+
+def read_clip(path, n_frames, every=3):
+    """Every ``every``-th frame of a video, up to n_frames (PyAV or imageio-ffmpeg; None when neither is installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("av") is not None:
+        import av
+
+        with av.open(str(path)) as cont:
+            frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(n_frames * every), cont.decode(video=0))]
+    elif importlib.util.find_spec("imageio_ffmpeg") is not None:
+        import imageio.v3 as iio
+
+        frames = [f for _, f in zip(range(n_frames * every), iio.imiter(path, plugin="FFMPEG"))]
+    else:
+        return None
+    return frames[::every]
 
 
 happy = np.zeros((1, 20), np.float32)
@@ -820,24 +831,38 @@ viz.savefig(viz.image_grid([render(x, y, yaw=15)[0].numpy() for x, y in ((g0, t0
                            ncols=3, size=2.2), OUT, "driven")
 
 # %%
-clip_file = None
+from PIL import Image  # noqa: E402
+
+clip_file, CLIP_AUS, CLIP_SOURCE = None, None, None
 if clip_path:
     clip_file = clip_path
 elif config.data_dir() is not None and sorted((config.data_dir() / "video").glob("*.mp4")):
     clip_file = sorted((config.data_dir() / "video").glob("*.mp4"))[0]
 if clip_file is None:
     print("skipping the real clip: FACELAB_DATA is not set (and no clip_path given)")
-    CLIP_AUS = None
 else:
     t_clip = time.time()
-    CLIP_AUS = aus_from_clip(clip_file, CFG["clip_frames"])
-    dg_c, dt_c = drive(zg0, zt0, expression_codes_from_aus(CLIP_AUS))
-    frames = [render(dg_c[i:i + 1], dt_c[i:i + 1], yaw=10)[0].numpy() for i in range(len(CLIP_AUS))]
-    print(f"{clip_file}: {len(CLIP_AUS)} frames -> AUs (mean AU12 {CLIP_AUS[:, 9].mean():.2f}, AU25 "
-          f"{CLIP_AUS[:, 16].mean():.2f}) -> driven avatar in {time.time() - t_clip:.0f} s")
-    viz.savefig(viz.image_grid(frames, [f"frame {3 * i}" for i in range(len(frames))], ncols=len(frames), size=1.6),
-                OUT, "driven_by_clip")
-    report.metric("clip_frames_driven", len(frames))
+    frames = read_clip(clip_file, CFG["clip_frames"])
+    if frames is not None:
+        CLIP_SOURCE = f"clip {getattr(clip_file, 'name', clip_file)}"
+    else:
+        afw = sorted((config.data_dir() / "landmarks300w" / "afw").glob("*.jpg"))[:CFG["clip_frames"]] if config.data_dir() else []
+        print("no video decoder here (neither PyAV nor imageio-ffmpeg is installed; `pip install av`): "
+              + (f"driving from {len(afw)} real AFW photos instead" if afw else "skipping the real clip"))
+        if afw:
+            frames = [np.asarray(Image.open(f).convert("RGB")) for f in afw]
+            CLIP_SOURCE = "real AFW photos (no video decoder)"
+    if frames is not None:
+        CLIP_AUS = aus_from_frames(frames, str(clip_file))
+        dg_c, dt_c = drive(zg0, zt0, expression_codes_from_aus(CLIP_AUS))
+        shots = [render(dg_c[i:i + 1], dt_c[i:i + 1], yaw=10)[0].numpy() for i in range(len(CLIP_AUS))]
+        thumbs = [np.asarray(Image.fromarray(np.asarray(f, np.uint8)).resize((64, 64))) / 255.0 for f in frames]
+        print(f"{CLIP_SOURCE}: {len(CLIP_AUS)} frames -> AUs (mean AU12 {CLIP_AUS[:, 9].mean():.2f}, AU25 "
+              f"{CLIP_AUS[:, 16].mean():.2f}) -> driven avatar in {time.time() - t_clip:.0f} s")
+        viz.savefig(viz.image_grid(thumbs + shots, [f"driver {i}" for i in range(len(frames))]
+                                   + [f"avatar {i}" for i in range(len(shots))], ncols=len(shots), size=1.6),
+                    OUT, "driven_by_real_faces")
+        report.metric("real_frames_driven", len(shots))
 
 # %% [markdown]
 # ## 8. Editing
@@ -992,27 +1017,9 @@ EDITOR
 # without a face, an unknown attribute.
 
 # %%
-import tempfile  # noqa: E402
-
-_blank = tempfile.NamedTemporaryFile(suffix=".mp4", delete=False).name
-
-
-def _write_blank_clip(path):
-    import av
-
-    with av.open(path, "w") as out:
-        st = out.add_stream("mpeg4", rate=10)
-        st.width, st.height, st.pix_fmt = 64, 64, "yuv420p"
-        for _ in range(3):
-            for p in st.encode(av.VideoFrame.from_ndarray(np.full((64, 64, 3), 128, np.uint8), format="rgb24")):
-                out.mux(p)
-        for p in st.encode():
-            out.mux(p)
-
-
-_write_blank_clip(_blank)
+BLANK_CLIP = [np.full((96, 96, 3), 128, np.uint8)] * 2          # a "clip" of grey frames: no face
 for bad in (lambda: edit_global(0, ""), lambda: edit_global(0, "a face " * 30),
-            lambda: edit_local(0, torch.zeros(RES + 4, RES), HAIR_CAP), lambda: aus_from_clip(_blank, 2),
+            lambda: edit_local(0, torch.zeros(RES + 4, RES), HAIR_CAP), lambda: aus_from_frames(BLANK_CLIP, "blank clip"),
             lambda: DS.caption_from_attributes({"eye_colour": "green"})):
     try:
         bad()
