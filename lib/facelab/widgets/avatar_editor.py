@@ -237,6 +237,7 @@ class GenerativeAvatarEditorWidget(AvatarEditorWidget):
         self.description = w.Text(value=description, description="describe", layout=w.Layout(width="420px"))
         self.generate_button = w.Button(description="generate")
         self.status = w.Label(value="")
+        self.status.add_class("avatar-editor-status")      # a stable hook for browser tests
         self.region = {k: w.FloatSlider(v, min=0, max=1, step=0.05, description=k)
                        for k, v in (("u0", 0.2), ("v0", 0.05), ("u1", 0.8), ("v1", 0.3))}
         self.inpaint_button = w.Button(description="inpaint region")
