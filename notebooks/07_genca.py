@@ -209,6 +209,11 @@ print("text conditioning", tuple(TXT_TR.shape), "| null", tuple(NULL_TXT.shape))
 #   Layer sizes, β and the loss weights are ours [R]. Losses are taken on the covered texels.
 
 # %% tags=["export"]
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
 def conv_block(i, o, stride=1):
     return nn.Sequential(nn.Conv2d(i, o, 3, stride, 1), nn.GroupNorm(8, o), nn.SiLU())
 
@@ -286,8 +291,9 @@ class ExpressionDecoder(nn.Module):
 
 
 class CAAE(nn.Module):
-    def __init__(self, ch=(32, 64), z_ch=4, exp_dim=16, res=32):
+    def __init__(self, ch=(32, 64), z_ch=4, exp_dim=16, res=32, d_scale=10.0):
         super().__init__()
+        self.d_scale = d_scale                       # ΔG is encoded / decoded in units of 1/d_scale
         self.vae_g, self.vae_t = MapVAE(ch, z_ch), MapVAE(ch, z_ch)
         self.enc_exp = ExpressionEncoder(ch, exp_dim, res)
         self.hyper = HyperNet(z_ch, ch)
@@ -297,12 +303,12 @@ class CAAE(nn.Module):
         return self.vae_g.encode(g)[0], self.vae_t.encode(t)[0]
 
     def expression_code(self, dg, dt):
-        return self.enc_exp(torch.cat([dg * D_SCALE, dt], 1))[0]
+        return self.enc_exp(torch.cat([dg * self.d_scale, dt], 1))[0]
 
     def deltas(self, z_exp, z_g, z_t):
         """(ΔG, ΔT) of expression code z_exp on the identity (z_G, z_T), in map units."""
         d = self.dec_exp(z_exp, self.hyper(z_g, z_t))
-        return d[:, :3] / D_SCALE, d[:, 3:]
+        return d[:, :3] / self.d_scale, d[:, 3:]
 
 # %% [markdown]
 # Training [R]: one Adam loop over the three parts. The expression branch sees the identity
@@ -343,7 +349,7 @@ def caae_loss(model, data, idx, gen):
 
 def train_caae(steps_, batch_):
     config.seed_everything(seed)
-    model = CAAE(CFG["vae_ch"], CFG["z_ch"], CFG["exp_dim"], RES)
+    model = CAAE(CFG["vae_ch"], CFG["z_ch"], CFG["exp_dim"], RES, d_scale=D_SCALE)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=steps_, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
@@ -406,6 +412,12 @@ report.metric("caae_texture_rec_levels_heldout", err_t)
 # neutral geometry [S].
 
 # %% tags=["export"]
+import numpy as np
+from torch import nn
+
+from facelab.synth import uvmaps as UV
+
+
 class TextUNet(nn.Module):
     """A UNet2DConditionModel (+ optional ControlNet) behind the call signature of
     ``facelab.nn.diffusion``: ``encoder_hidden_states`` packs the caption's token states and, as
@@ -448,12 +460,13 @@ def make_controlnet(unet, uv_res, side):
                                      conditioning_channels=3)
 
 
-def geometry_condition(g, kind, mean_g):
-    """The GCTM's condition from (n, 3, R, R) position maps: 'normal' (N(G)), 'displacement' (G - mean)."""
+def geometry_condition(g, kind, mean_g, mask):
+    """The GCTM's condition from (n, 3, R, R) position maps on the covered texels ``mask``:
+    'normal' (N(G) by finite differences in UV), 'displacement' (G - mean neutral geometry, x10)."""
     if kind == "normal":
-        return UV.normal_map(g) * MASK
+        return UV.normal_map(g) * mask
     if kind == "displacement":
-        return (g - mean_g) * 10 * MASK
+        return (g - mean_g) * 10 * mask
     raise ValueError(f"geometry condition {kind!r}: expected 'none', 'displacement' or 'normal'")
 
 # %%
@@ -522,7 +535,7 @@ for kind in CONDITIONS:
     ctrl, groups = None, [{"params": list(m.unet.parameters()), "lr": CFG["lr"]}]
     if kind != "none":
         m.controlnet = make_controlnet(m.unet, RES, SIDE)
-        ctrl = geometry_condition(TR["g"], kind, MEAN_G)
+        ctrl = geometry_condition(TR["g"], kind, MEAN_G, MASK)
         # the branch starts from zero convolutions: it gets CTRL_LR_MULT x the learning rate to grow in a short run
         groups.append({"params": list(m.controlnet.parameters()), "lr": CFG["lr"] * CTRL_LR_MULT})
     GCTM[kind], GCTM_LOSS[kind] = train_ldm(m, ZT_N, TXT_TR, CFG["ctrl_steps"], control=ctrl, params=groups,
@@ -558,7 +571,7 @@ def generate(text, kind="normal", seed_=0, zg_n=None):
     if zg_n is None:
         zg_n = sample_ldm(GM, text, seed_=seed_)
     g = decode_geometry(zg_n)
-    ctrl = None if kind == "none" else geometry_condition(g, kind, MEAN_G)
+    ctrl = None if kind == "none" else geometry_condition(g, kind, MEAN_G, MASK)
     zt_n = sample_ldm(GCTM[kind], text, control=ctrl, seed_=seed_ + 1)
     return zg_n, zt_n, g, decode_texture(zt_n)
 
@@ -882,6 +895,9 @@ else:
 # at UV resolution, so texels outside the region stay exactly as generated.
 
 # %% tags=["export"]
+import torch
+
+
 def check_mask(mask, res):
     m = torch.as_tensor(mask, dtype=torch.float32)
     if m.shape != (res, res):
@@ -924,7 +940,7 @@ def edit_local(i, region_uv, new_caption):
     lat_region = (F.adaptive_avg_pool2d(region[None, None], SIDE) > 0.25).float()
     with torch.no_grad():
         z = repaint_latent(GCTM["normal"], SCHED, txt, GEN["normal"][1][i:i + 1], lat_region, NULL_TXT, CFG["ddim"],
-                           CFG["cfg"], control=geometry_condition(g, "normal", MEAN_G),
+                           CFG["cfg"], control=geometry_condition(g, "normal", MEAN_G, MASK),
                            generator=torch.Generator().manual_seed(seed + 9))
     t_edit = decode_texture(z)
     return g, (1 - region) * GEN["normal"][3][i:i + 1] + region * t_edit    # exact outside the region
@@ -986,7 +1002,7 @@ class GenAvatar:
         lat = (F.adaptive_avg_pool2d(m[None, None], SIDE) > 0.25).float()
         with torch.no_grad():
             z = repaint_latent(GCTM["normal"], SCHED, txt, self.zt, lat, NULL_TXT, CFG["ddim"], CFG["cfg"],
-                               control=geometry_condition(g, "normal", MEAN_G), generator=torch.Generator().manual_seed(seed))
+                               control=geometry_condition(g, "normal", MEAN_G, MASK), generator=torch.Generator().manual_seed(seed))
         self.t_override = (1 - m) * self.neutral_texture() + m * decode_texture(z)
 
     def neutral_texture(self):
