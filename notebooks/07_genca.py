@@ -46,7 +46,7 @@
 # |---|---|---|---|
 # | `smoke` | 192 + 48 described `facelab.synth` identities × (neutral + 2 expressions), 32 px UV maps, CPU | 4×8×8 latents, UNets (16, 32); CAAE 250, GM 200, GCTM 200 + 60 per condition steps | < 3 min |
 # | `demo` | 1024 + 128 identities × 4 expressions, 128 px UV maps, one GPU | 4×32×32 latents, UNets (64, 128, 128) | minutes |
-# | `paper` | registered multi-view captures (1024 px UV maps, not public): **no reader is written** | AdamW 1e-5, batch 12 (GM) / 4 (GCTM), several GPUs through `facelab.train` | — |
+# | `paper` | registered multi-view captures (1024 px UV maps, not public): **no reader is written** (`data_root` stops with that message) | the paper's AdamW 1e-5 and batch 12 (GM) / 4 (GCTM) are in the table; the training loops here are single-device, the multi-GPU path through `facelab.train` is **not written** | — |
 
 # %% tags=["parameters"]
 profile = "auto"
