@@ -475,7 +475,7 @@ SIDE = RES // 4
 MEAN_G = TR["g"].mean(0, keepdim=True)
 
 
-def train_ldm(model, z0, text, steps_, control=None, params=None, desc="LDM", ema_decay=0.99):
+def train_ldm(model, z0, text, steps_, control=None, params=None, desc="LDM", ema_decay=0.99, batch=None):
     """DDPM training (v-prediction, 10 % empty captions) of a TextUNet on latents z0; returns the loss curve."""
     gen = torch.Generator().manual_seed(seed)
     groups = params if params is not None else [{"params": list(model.parameters()), "lr": CFG["lr"]}]
@@ -484,7 +484,7 @@ def train_ldm(model, z0, text, steps_, control=None, params=None, desc="LDM", em
     ema = EMA(model, ema_decay)
     losses = []
     for _ in tqdm(range(steps_), desc=desc, mininterval=5):
-        idx = torch.randint(0, len(z0), (CFG["batch"],), generator=gen)
+        idx = torch.randint(0, len(z0), (batch or CFG["batch"],), generator=gen)
         if control is not None:
             model.control = control[idx]
         loss = DF.ddpm_loss(model, SCHED, z0[idx], text[idx], null_cond=NULL_TXT[0], cond_drop=0.1, generator=gen,
@@ -525,7 +525,9 @@ print(f"GM: {CFG['steps']} steps in {time.time() - t_gm:.0f} s, loss {np.mean(GM
 t_tex = time.time()
 ZT_N = norm_lat(ZT_TR, "t")
 config.seed_everything(seed)
-TEX_BASE, TEX_BASE_LOSS = train_ldm(TextUNet(make_unet(SIDE, CFG["unet"])), ZT_N, TXT_TR, CFG["steps"], desc="GCTM text-only")
+BATCH_TEX = CFG.get("batch_tex", CFG["batch"])        # the paper trains the GCTM with a smaller batch (4 vs 12)
+TEX_BASE, TEX_BASE_LOSS = train_ldm(TextUNet(make_unet(SIDE, CFG["unet"])), ZT_N, TXT_TR, CFG["steps"], desc="GCTM text-only",
+                                    batch=BATCH_TEX)
 CONDITIONS = ("none", "displacement", "normal")
 CTRL_LR_MULT = 5
 GCTM, GCTM_LOSS = {}, {}
@@ -539,7 +541,7 @@ for kind in CONDITIONS:
         # the branch starts from zero convolutions: it gets CTRL_LR_MULT x the learning rate to grow in a short run
         groups.append({"params": list(m.controlnet.parameters()), "lr": CFG["lr"] * CTRL_LR_MULT})
     GCTM[kind], GCTM_LOSS[kind] = train_ldm(m, ZT_N, TXT_TR, CFG["ctrl_steps"], control=ctrl, params=groups,
-                                            desc=f"GCTM {kind}")
+                                            desc=f"GCTM {kind}", batch=BATCH_TEX)
 print(f"GCTM: text-only {CFG['steps']} steps + 3 x {CFG['ctrl_steps']} in {time.time() - t_tex:.0f} s; last losses",
       {k: round(float(np.mean(v[-20:])), 3) for k, v in GCTM_LOSS.items()})
 viz.savefig(viz.curves({"GM": GM_LOSS, "GCTM text-only": TEX_BASE_LOSS}, "diffusion training (v-loss)"), OUT, "ldm_loss")
