@@ -55,6 +55,7 @@ seed = 0
 out_dir = None
 uv_res = None         # UV map resolution (None: the profile's; 16..1024, a multiple of 8)
 n_train = None        # training identities (None: the profile's)
+n_test = None         # held-out identities / captions (None: the profile's)
 steps = None          # diffusion training steps of GM and the text-only GCTM (None: the profile's)
 caae_steps = None     # CAAE training steps (None: the profile's)
 ctrl_steps = None     # GCTM steps per condition after the text-only stage (None: the profile's)
@@ -100,7 +101,7 @@ CFG = config.pick(PROFILE, {
               "z_ch": 4, "exp_dim": 256, "caae_steps": 200000, "caae_batch": 8, "unet": (320, 640, 1280, 1280),
               "steps": 200000, "ctrl_steps": 100000, "batch": 12, "batch_tex": 4, "lr": 1e-5, "ddim": 50, "cfg": 7.5,
               "render": 512, "cls_steps": 5000, "clip_frames": 64, "threads": None},
-}, uv_res=uv_res, n_train=n_train, steps=steps, caae_steps=caae_steps, ctrl_steps=ctrl_steps,
+}, uv_res=uv_res, n_train=n_train, n_test=n_test, steps=steps, caae_steps=caae_steps, ctrl_steps=ctrl_steps,
    clip_frames=clip_frames, threads=threads)
 if CFG["threads"]:
     torch.set_num_threads(CFG["threads"])   # one thread beats two fighting on a small shared CPU
@@ -110,7 +111,7 @@ OUT = config.out_dir(NB, out_dir)
 print(f"profile {PROFILE} | device {DEVICE} | facelab from {facelab.__file__} | figures -> {OUT}")
 print(CFG)
 report = Report(NB, profile=PROFILE, dataset="facelab.synth described identities", out_dir=OUT)
-report.record_caps(uv_res=uv_res, n_train=n_train, steps=steps, caae_steps=caae_steps, ctrl_steps=ctrl_steps,
+report.record_caps(uv_res=uv_res, n_train=n_train, n_test=n_test, steps=steps, caae_steps=caae_steps, ctrl_steps=ctrl_steps,
                    clip_frames=clip_frames, threads=threads)
 if data_root is not None:
     raise config.ConfigError("data_root: a reader for registered multi-view captures (GenCA's data) is not written "
