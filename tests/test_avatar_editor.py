@@ -129,3 +129,56 @@ def test_scan_reader_errors_and_open_mask_sign(tmp_path):
     s = IM.scan_sdf_samples(v, f, 500, np.random.default_rng(0), sigma=0.05)
     z = s["near"][:, 2]
     assert np.all(np.sign(s["near_sdf"][np.abs(z) > 1e-6]) == np.sign(z[np.abs(z) > 1e-6]))
+
+
+# ----------------------------------------------------------------------------- notebook 07's extension
+class ToyGenAvatar(ToyAvatar):
+    """The toy sphere plus generate / inpaint / a driving clip: text length sets the colour."""
+
+    uv_res = 16
+
+    def __init__(self):
+        self.base = 0.5
+        self.clip_aus = np.stack([np.zeros(20), np.full(20, 2.0)])
+
+    def generate(self, text):
+        if not text.strip():
+            raise ValueError("description: the description is empty")
+        self.base = 0.2 + 0.6 * (len(text) % 7) / 7
+
+    def inpaint(self, mask, text):
+        if mask.shape != (self.uv_res, self.uv_res):
+            raise ValueError(f"inpaint mask: expected a ({self.uv_res}, {self.uv_res}) UV mask")
+        self.base = 0.9
+
+    def codes(self, aus, identity, colour):
+        zg, ze, _ = super().codes(aus, identity, colour)
+        return zg, ze, torch.tensor([self.base + 0.1 * colour])
+
+
+def test_generative_callbacks():
+    s = AE.set_aus(AE.EditorState(), np.full(20, 1.5))
+    assert s.au_vector.sum() == 30.0
+    with pytest.raises(ValueError, match="20 AU intensities"):
+        AE.set_aus(s, np.zeros(5))
+    m = AE.region_mask(0.25, 0.0, 0.75, 0.5, 8)
+    assert m.shape == (8, 8) and m.sum() == 16 and m[0, 2] == 1 and m[7, 2] == 0
+    with pytest.raises(ValueError, match="u0 < u1"):
+        AE.region_mask(0.5, 0.0, 0.25, 0.5, 8)
+
+
+def test_generative_widget_headless(avatar):
+    pytest.importorskip("ipywidgets")
+    toy = ToyGenAvatar()
+    ed = AE.GenerativeAvatarEditorWidget(toy, size=24, display=48, description="a face")
+    before = ed.refresh()
+    assert ed.generate("a much longer description")
+    assert np.abs(ed.refresh().astype(int) - before.astype(int)).max() > 0
+    assert not ed.generate("   ") and ed.status.value.startswith("error: description")
+    assert ed.inpaint(0.1, 0.1, 0.5, 0.5) and toy.base == 0.9
+    assert not ed.inpaint(0.5, 0.1, 0.2, 0.5) and "u0 < u1" in ed.status.value
+    ed.clip_frame.value = 1                       # the slider callback drives the AUs
+    assert ed.state.au_vector.sum() == 40.0 and "clip frame 1" in ed.status.value
+    # notebook 06's controls still work on the extended widget
+    ed.au_sliders["AU12"].value = 3.0
+    assert ed.state.au_vector[AE.AU_INDEX["AU12"]] == 3.0

@@ -199,3 +199,84 @@ class AvatarEditorWidget:
 
     def _repr_mimebundle_(self, **kw):
         return self.box._repr_mimebundle_(**kw)
+
+
+# ----------------------------------------------------------------------------- notebook 07: generative avatars
+def set_aus(state: EditorState, aus: Sequence[float]) -> EditorState:
+    """All 20 AUs at once (e.g. one frame of a driving clip); values in 0..5."""
+    v = np.asarray(aus, np.float64).reshape(-1)
+    if v.shape != (len(AU_NAMES),) or not np.isfinite(v).all() or v.min() < 0 or v.max() > 5:
+        raise ValueError(f"set_aus: expected {len(AU_NAMES)} AU intensities in 0..5 ({', '.join(AU_NAMES)}), "
+                         f"got shape {v.shape}")
+    return replace(state, aus=tuple(float(x) for x in v))
+
+
+def region_mask(u0: float, v0: float, u1: float, v1: float, res: int) -> np.ndarray:
+    """(res, res) float mask, 1 inside the UV rectangle [u0, u1] x [v0, v1] (u right, v down)."""
+    for name, x in (("u0", u0), ("v0", v0), ("u1", u1), ("v1", v1)):
+        _ranged(name, x, 0.0, 1.0)
+    if u1 <= u0 or v1 <= v0:
+        raise ValueError(f"region: expected u0 < u1 and v0 < v1, got u {u0}..{u1}, v {v0}..{v1}")
+    c = (np.arange(res) + 0.5) / res
+    return ((c[:, None] >= v0) & (c[:, None] <= v1) & (c[None] >= u0) & (c[None] <= u1)).astype(np.float32)
+
+
+class GenerativeAvatarEditorWidget(AvatarEditorWidget):
+    """Notebook 06's editor plus: a description box and *generate* button, a UV-region inpaint
+    (rectangle sliders + *inpaint region*, using the description), and a driving-clip frame slider.
+
+    The avatar additionally provides ``generate(text)``, ``inpaint(mask (R, R), text)`` with
+    ``uv_res`` = R, and optionally ``clip_aus`` ((m, 20) AUs of a driving clip, or None). Errors
+    (an empty description, ...) are shown in the status label instead of raising in a callback."""
+
+    def __init__(self, avatar: Any, size: int = 64, display: int = 256, aus: Sequence[str] = SLIDER_AUS,
+                 description: str = "") -> None:
+        import ipywidgets as w
+
+        super().__init__(avatar, size, display, aus)
+        self.description = w.Text(value=description, description="describe", layout=w.Layout(width="420px"))
+        self.generate_button = w.Button(description="generate")
+        self.status = w.Label(value="")
+        self.status.add_class("avatar-editor-status")      # a stable hook for browser tests
+        self.region = {k: w.FloatSlider(v, min=0, max=1, step=0.05, description=k)
+                       for k, v in (("u0", 0.2), ("v0", 0.05), ("u1", 0.8), ("v1", 0.3))}
+        self.inpaint_button = w.Button(description="inpaint region")
+        clip = getattr(avatar, "clip_aus", None)
+        n = 0 if clip is None else len(clip)
+        self.clip_frame = w.IntSlider(0, min=0, max=max(n - 1, 0), description="clip frame", disabled=n == 0,
+                                      continuous_update=False)
+        self.generate_button.on_click(lambda _: self.generate(self.description.value))
+        self.inpaint_button.on_click(lambda _: self.inpaint(*(s.value for s in self.region.values())))
+        self.clip_frame.observe(lambda ch: self.drive_frame(ch["new"]), names="value")
+        gen_box = w.VBox([w.HBox([self.description, self.generate_button]), w.HBox(list(self.region.values())[:2]),
+                          w.HBox(list(self.region.values())[2:] + [self.inpaint_button]), self.clip_frame, self.status])
+        self.box = w.VBox([gen_box, self.box])
+
+    def _guard(self, fn, ok: str) -> bool:
+        try:
+            fn()
+        except ValueError as e:
+            self.status.value = f"error: {e}"
+            return False
+        self.status.value = ok
+        self.refresh()
+        return True
+
+    def generate(self, text: str) -> bool:
+        return self._guard(lambda: self.avatar.generate(text), f"generated: {text.strip()[:60]}")
+
+    def inpaint(self, u0: float, v0: float, u1: float, v1: float) -> bool:
+        def run():
+            mask = region_mask(u0, v0, u1, v1, self.avatar.uv_res)
+            self.avatar.inpaint(mask, self.description.value)
+        return self._guard(run, f"inpainted u {u0:.2f}-{u1:.2f}, v {v0:.2f}-{v1:.2f}")
+
+    def drive_frame(self, i: int) -> bool:
+        clip = getattr(self.avatar, "clip_aus", None)
+        if clip is None:
+            self.status.value = "error: no driving clip loaded"
+            return False
+        self.state = set_aus(self.state, np.clip(clip[int(i)], 0, 5))
+        self.status.value = f"driven by clip frame {int(i)}"
+        self.refresh()
+        return True
