@@ -169,7 +169,7 @@ for a, k in zip(ATTR_TR.T, DS.ATTRIBUTES):
 print("e.g.", CAP_TR[:2])
 
 # %%
-plt = viz._plt()
+plt = viz.pyplot()
 show = lambda x: ((x + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy()        # noqa: E731
 gvis = lambda g: ((g - g.amin((1, 2), keepdim=True)) / (g.amax((1, 2), keepdim=True) - g.amin((1, 2), keepdim=True))).permute(1, 2, 0).numpy()  # noqa: E731
 panels = [gvis(TR["g"][0]), show(TR["t"][0]), gvis((TR["g_exp"][0, 0] - TR["g"][0]) * MASK),
@@ -781,9 +781,8 @@ for k, v in XFER.items():
 # 468 landmarks in each frame, `facelab.faces.au_estimate` inverts the AU-to-mesh model to 20
 # AU intensities (an estimate), the engine turns them into an expression of a reference
 # identity, and the expression encoder maps that to `z_exp`, decoded on the generated avatar.
-# Decoding a video needs PyAV or imageio-ffmpeg; where neither is installed the cell says so and
-# drives the avatar from a sequence of real AFW photos (`FACELAB_DATA/landmarks300w/afw`) through
-# the same chain. Without `FACELAB_DATA` the cell is skipped (no check depends on it).
+# The clip is decoded by `facelab.data.read_clip` (PyAV) at 8 frames per second. Without
+# `FACELAB_DATA` (and no `clip_path`) the cell is skipped (no check depends on it).
 
 # %%
 def drive(zg_n, zt_n, z_exp):
@@ -823,24 +822,6 @@ def aus_from_frames(frames, where="clip"):
     return np.stack(out)
 
 
-def read_clip(path, n_frames, every=3):
-    """Every ``every``-th frame of a video, up to n_frames (PyAV or imageio-ffmpeg; None when neither is installed)."""
-    import importlib.util
-
-    if importlib.util.find_spec("av") is not None:
-        import av
-
-        with av.open(str(path)) as cont:
-            frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(n_frames * every), cont.decode(video=0))]
-    elif importlib.util.find_spec("imageio_ffmpeg") is not None:
-        import imageio.v3 as iio
-
-        frames = [f for _, f in zip(range(n_frames * every), iio.imiter(path, plugin="FFMPEG"))]
-    else:
-        return None
-    return frames[::every]
-
-
 happy = np.zeros((1, 20), np.float32)
 happy[0, [4, 9, 16]] = [2.0, 2.6, 1.0]                     # AU06, AU12, AU25: the engine's happy prototype
 ZE_HAPPY = expression_codes_from_aus(happy)
@@ -856,6 +837,8 @@ viz.savefig(viz.image_grid([render(x, y, yaw=15)[0].numpy() for x, y in ((g0, t0
 # %%
 from PIL import Image  # noqa: E402
 
+from facelab.data import read_clip
+
 clip_file, CLIP_AUS, CLIP_SOURCE = None, None, None
 if clip_path:
     clip_file = clip_path
@@ -865,17 +848,10 @@ if clip_file is None:
     print("skipping the real clip: FACELAB_DATA is not set (and no clip_path given)")
 else:
     t_clip = time.time()
-    frames = read_clip(clip_file, CFG["clip_frames"])
-    if frames is not None:
-        CLIP_SOURCE = f"clip {getattr(clip_file, 'name', clip_file)}"
-    else:
-        afw = sorted((config.data_dir() / "landmarks300w" / "afw").glob("*.jpg"))[:CFG["clip_frames"]] if config.data_dir() else []
-        print("no video decoder here (neither PyAV nor imageio-ffmpeg is installed; `pip install av`): "
-              + (f"driving from {len(afw)} real AFW photos instead" if afw else "skipping the real clip"))
-        if afw:
-            frames = [np.asarray(Image.open(f).convert("RGB")) for f in afw]
-            CLIP_SOURCE = "real AFW photos (no video decoder)"
-    if frames is not None:
+    # ~8 frames per second of the clip's start, decoded by facelab.data.read_clip (PyAV)
+    frames = list(read_clip(clip_file, fps=8, max_frames=CFG["clip_frames"], audio_rate=None).frames)
+    CLIP_SOURCE = f"clip {getattr(clip_file, 'name', clip_file)}"
+    if frames:
         CLIP_AUS = aus_from_frames(frames, str(clip_file))
         dg_c, dt_c = drive(zg0, zt0, expression_codes_from_aus(CLIP_AUS))
         shots = [render(dg_c[i:i + 1], dt_c[i:i + 1], yaw=10)[0].numpy() for i in range(len(CLIP_AUS))]
