@@ -86,3 +86,15 @@ def test_all_metrics_keys_and_bad_input():
         mm.fd(gt[..., :50], pred[..., :50])
     with pytest.raises(ValueError, match="sequences"):
         mm.fd(gt, pred[:2])
+
+
+def test_seam_jump_sees_a_step_and_its_smoothing():
+    t = np.linspace(0, 1, 24)
+    smooth = np.tile(t[None, :, None], (2, 1, 3))
+    step = smooth.copy()
+    step[:, 12:] += 1.0                                   # a seam at frame 12
+    assert mm.seam_jump(step, [12]) > 10 * mm.seam_jump(smooth, [12])
+    ramp = step.copy()
+    ramp[:, 10:14] = smooth[:, 10:14] + np.linspace(0.2, 0.8, 4)[None, :, None]   # spread over 4 frames
+    assert mm.seam_jump(ramp, [12], radius=2) < mm.seam_jump(step, [12], radius=2)
+    assert mm.seam_jump(step, [12], radius=2) == pytest.approx(np.sqrt(((step[0, 12] - step[0, 11]) ** 2).mean()))

@@ -146,3 +146,25 @@ def all_metrics(gt, pred, speaker, *, sid: bool = True) -> dict[str, float]:
         out[f"var_{part}"] = variance(pred, part)
         out[f"rpcc_{part}"] = rpcc(gt, pred, speaker, part)
     return out
+
+
+def seam_jump(video, borders, radius: int = 0) -> float:
+    """How hard a long video jumps where two generated segments meet.
+
+    ``video`` (N, T, ...) frames or motion; for each border ``b`` (the first frame of a new
+    segment) the largest RMS change between consecutive frames ``x[j] - x[j-1]`` for ``j`` in
+    ``[b - radius, b + radius]`` (``radius`` = half the frames an editor regenerated, so a jump
+    moved to the edge of the edited span still counts), averaged over borders and videos.
+    """
+    x = np.asarray(video, np.float64)
+    if x.ndim < 2:
+        raise ValueError(f"seam_jump: expected (N, T, ...) sequences, got shape {x.shape}")
+    x = x.reshape(x.shape[0], x.shape[1], -1)
+    d = np.sqrt(((x[:, 1:] - x[:, :-1]) ** 2).mean(-1))          # d[:, j-1] = rms(x[j] - x[j-1])
+    vals = []
+    for b in borders:
+        lo, hi = max(1, b - radius), min(x.shape[1] - 1, b + radius)
+        if lo > hi:
+            raise ValueError(f"seam_jump: border {b} is outside 1..{x.shape[1] - 1}")
+        vals.append(d[:, lo - 1:hi].max(1))
+    return float(np.mean(vals))

@@ -207,17 +207,19 @@ class VideoDiT(nn.Module):
 
 # ----------------------------------------------------------------------------- training and sampling
 def video_ddpm_loss(model: nn.Module, scheduler, x0: torch.Tensor, *, frame_weight: torch.Tensor | None = None,
-                    generator: torch.Generator | None = None, **cond) -> torch.Tensor:
+                    generator: torch.Generator | None = None, prediction: str = "epsilon", **cond) -> torch.Tensor:
     """``|| eps - eps_theta(x_t, t, cond) ||^2`` over (B, T, C, H, W) frames, one timestep per clip
-    (Ho et al. 2020, Eq. 14); ``frame_weight`` (B, T) weights frames (0 = known, not scored)."""
-    from .diffusion import sample_timesteps
+    (Ho et al. 2020, Eq. 14), or its x0 / v counterpart (``prediction``, see
+    :func:`facelab.nn.diffusion.training_target`); ``frame_weight`` (B, T) weights frames (0 = known)."""
+    from .diffusion import sample_timesteps, training_target
 
     B = x0.shape[0]
     t = sample_timesteps(B, scheduler.config.num_train_timesteps, generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator, device="cpu").to(x0)
     ab = scheduler.alphas_cumprod.to(x0.device)[t].view(B, 1, 1, 1, 1).to(x0)
     xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-    err = (model(xt, t, **cond) - noise).pow(2).mean((2, 3, 4))                 # (B, T)
+    target = training_target(scheduler, x0, noise, t.cpu(), prediction)
+    err = (model(xt, t, **cond) - target).pow(2).mean((2, 3, 4))                # (B, T)
     if frame_weight is None:
         return err.mean()
     return (err * frame_weight).sum() / frame_weight.sum().clamp_min(1e-8)
@@ -225,16 +227,42 @@ def video_ddpm_loss(model: nn.Module, scheduler, x0: torch.Tensor, *, frame_weig
 
 @torch.no_grad()
 def ddim_sample_video(model: nn.Module, scheduler, shape, *, steps: int = 20, x_T: torch.Tensor | None = None,
-                      generator: torch.Generator | None = None, **cond) -> torch.Tensor:
-    """Deterministic DDIM (eta = 0) from ``x_T`` or fresh noise of ``shape`` (B, T, C, H, W)."""
-    from .diffusion import ddim_step, timesteps
+                      generator: torch.Generator | None = None, prediction: str = "epsilon",
+                      known: tuple[torch.Tensor, torch.Tensor] | None = None, start_index: int = 0,
+                      **cond) -> torch.Tensor:
+    """Deterministic DDIM (eta = 0) from ``x_T`` or fresh noise of ``shape`` (B, T, C, H, W); the
+    model's output is read as ``prediction`` (epsilon / sample / v_prediction).
 
-    ts = timesteps(scheduler, steps)
+    ``known = (frames, mask)`` ((B, T, ...) clean frames, (T,) bool) inpaints: after every step the
+    known frames are replaced by themselves forward-noised to the new timestep, with one fixed noise
+    draw (replacement inpainting, as RePaint without resampling, Lugmayr et al. 2022), so the
+    generated frames are denoised against the true neighbours at every noise level.
+
+    ``start_index`` > 0 starts at the ``start_index``-th of the ``steps`` timesteps: pass ``x_T`` =
+    the frames to edit, forward-noised to that timestep (:func:`noise_to`), for SDEdit-style
+    video-to-video editing (Meng et al. 2022) that keeps what the noise level does not erase."""
+    from .diffusion import ddim_step, output_to_eps, timesteps
+
+    ts = timesteps(scheduler, steps)[start_index:]
     x = x_T if x_T is not None else torch.randn(tuple(shape), generator=generator, device="cpu")
     dev = next(model.parameters()).device
     x = x.to(dev)
+    if known is not None:
+        k_frames, k_mask = known[0].to(dev), known[1].to(dev)
+        k_noise = torch.randn(tuple(k_frames.shape), generator=generator, device="cpu").to(dev)
     for i, t in enumerate(ts):
         tt = torch.full((x.shape[0],), t, device=dev, dtype=torch.long)
-        eps = model(x, tt, **cond)
-        x = ddim_step(scheduler, x, eps, t, ts[i + 1] if i + 1 < len(ts) else -1)
+        eps = output_to_eps(scheduler, x, model(x, tt, **cond), tt.cpu(), prediction)
+        t_next = ts[i + 1] if i + 1 < len(ts) else -1
+        x = ddim_step(scheduler, x, eps, t, t_next)
+        if known is not None:
+            ab = float(scheduler.alphas_cumprod[t_next]) if t_next >= 0 else 1.0
+            x[:, k_mask] = ab ** 0.5 * k_frames[:, k_mask] + (1 - ab) ** 0.5 * k_noise[:, k_mask]
     return x
+
+
+def noise_to(scheduler, x0: torch.Tensor, t: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``sqrt(abar_t) x0 + sqrt(1 - abar_t) eps``: clean frames forward-noised to timestep ``t``."""
+    ab = float(scheduler.alphas_cumprod[int(t)])
+    eps = torch.randn(tuple(x0.shape), generator=generator, device="cpu").to(x0)
+    return ab ** 0.5 * x0 + (1 - ab) ** 0.5 * eps
