@@ -124,8 +124,8 @@ def attention_row(clip: PlayerClip, frame: int) -> np.ndarray:
 
 
 def attention_strip(clips: dict, state: PlayerState, width: int = 320, height: int = 60) -> np.ndarray:
-    """(height, width, 3) uint8: bars of the current frame's attention over speaker time, a red line
-    at the current frame, speech envelope-free (so it reads the same for every clip)."""
+    """(height, width, 3) uint8: bars of the current frame's attention over speaker time (blue) and a
+    red line at the current frame; speaker frames without weight stay white."""
     c = _clip(clips, state.clip)
     a = attention_row(c, state.frame)
     T = len(a)
@@ -133,7 +133,7 @@ def attention_strip(clips: dict, state: PlayerState, width: int = 320, height: i
     col = (np.arange(width) * T // width).clip(0, T - 1)
     h = (a[col] / max(a.max(), 1e-9) * (height - 4)).astype(int)
     rows = np.arange(height)[:, None]
-    img[(rows >= height - 2 - h[None, :])] = (40, 90, 200)
+    img[(rows >= height - 2 - h[None, :]) & (h[None, :] > 0)] = (40, 90, 200)
     x = int((state.frame + 0.5) * width / T)
     img[:, max(0, x - 1):x + 1] = (220, 30, 30)
     return img
