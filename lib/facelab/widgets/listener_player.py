@@ -230,7 +230,7 @@ class ListenerPlayerWidget:
         self.scrub = w.IntSlider(value=0, min=0, max=len(c) - 1, description="frame", continuous_update=True)
         w.jslink((self.play, "value"), (self.scrub, "value"))
         self.image = w.Image(format="png")
-        self.attention = w.Image(format="png")
+        self.attention = w.Image(format="png", width=320, height=60)
         self.label = w.Label()
         self.audio = w.Audio(format="wav", autoplay=False, loop=False)
         self.clip_menu.observe(lambda ch: self.on_clip(ch["new"]), names="value")
