@@ -820,6 +820,37 @@ report.save()
 report.table()
 
 # %% [markdown]
+# **What the smoke run shows** (CPU, `FACELAB_DATA` set so 6 training and 3 held-out dyads use real
+# speech; seed 0; `python -m facelab run 08 --profile smoke`):
+#
+# * **The CTM-Adapter carries the speaker.** Listener P-FD (exp) on held-out dyads: causal Gen
+#   0.0137 vs unconditioned Gen 0.446 (ratio 0.031), regression 0.257, nearest neighbour 0.034.
+#   SI-Div (exp) 4.24 vs the ground truth's 4.15: the generated listener is as diverse as the
+#   true one, where regression (2.64) and the unconditioned model (1.95) are not.
+# * **What causality costs**: nothing here (non-causal adapter P-FD 0.0143). The synthetic
+#   listener reacts 0.32 s late by construction, so the future speaker holds nothing the listener
+#   needs; on real dyads, where listeners anticipate turn ends, this gap is the number to watch.
+# * **Pose is not learned in smoke**: every diffusion model's pose variance is 0.0002 against the
+#   truth's 0.0017 (nods are rare, small and need more than 100 steps); pose FD/P-FD are therefore
+#   close for all models and are not used in a check.
+# * **Edit**: the motion Gen's seam jump 0.130 -> 0.059 after Edit (ground truth 0.105; a plain
+#   cross-fade gives smoother, motionless transitions). In pixels the 16 px Gen is nearly still
+#   (seam 0.0078 vs the true video's 0.0204), Edit 0.0020 is indistinguishable from the plain
+#   cross-fade (0.0019): at this size and budget the pixel Edit adds no measurable detail.
+# * **Pixel FD** (features of the read-out network; not FID): Gen 1.02 frame FD, 1.01 clip FD; the
+#   read-out explains R² = 0.34 of the true motion from true 16 px frames, so motion read back from
+#   the generated video (P-FD exp 0.38 vs 0.20 for true frames read the same way) is coarse.
+# * **Against the paper** [S, Tables 2-5]: DiTaiListener's FD-Exp on ViCo is 6.1 % better than the
+#   best baseline (INFP); ours is 54 % better than the best non-diffusion baseline (nearest
+#   neighbour), on synthetic dyads where the listener is a deterministic function of the speaker:
+#   the direction agrees, the size does not transfer. The paper's 73.8 % FID gain on RealTalk has
+#   no analogue here (no pixel baseline is trained in smoke; our frame FD is not FID).
+#
+# Seeds 0, 1, 2 (same command with `-p seed=N`): P-FD(exp) causal / unconditioned = 0.031 / 0.019 / 0.034;
+# seam Edit / Gen (motion) = 0.455 / 0.373 / 0.473; checks True on all three (thresholds 0.5 and 0.9: margins
+# of 15x and 2x). Wall time 156-207 s on a 2-core CPU shared with another job (78 s of CPU time).
+
+# %% [markdown]
 # ## 8. A listener for a real speech clip
 #
 # With real speech available (`FACELAB_DATA/audio`), some held-out dyads are driven by wav files

@@ -109,3 +109,28 @@ def test_zero_init_adapter_is_identity_at_start():
     assert torch.all(a(h, torch.randn(1, 5, 6), torch.ones(4, 5, dtype=torch.bool)) == 0)
     with pytest.raises(ValueError, match="mask"):
         a(h, torch.randn(1, 5, 6), torch.ones(3, 5, dtype=torch.bool))
+
+
+def test_known_frames_are_kept_and_sdedit_start():
+    from facelab.nn.video_dit import noise_to
+
+    class Zero(nn.Module):                     # an x0 model that always predicts 0
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x, t, **kw):
+            return torch.zeros_like(x) + self.p
+
+    sched = noise_scheduler(1000)
+    x = torch.randn(2, 6, 3, 4, 4)
+    known = torch.tensor([True, True, False, False, True, True])
+    out = ddim_sample_video(Zero(), sched, x.shape, steps=5, prediction="sample", known=(x, known),
+                            generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(out[:, known], x[:, known], atol=1e-6)       # known frames exact at the end
+    assert out[:, ~known].abs().max() < 1e-5                           # the rest is the model's x0 (= 0)
+    g = torch.Generator().manual_seed(0)
+    xt = noise_to(sched, x, 200, g)
+    assert xt.shape == x.shape and not torch.allclose(xt, x)
+    with pytest.raises(ValueError):
+        block_causal_mask(torch.arange(3), torch.arange(3), window=0)
