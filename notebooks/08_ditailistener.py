@@ -118,7 +118,7 @@ print("8 kHz speech ->", LD.check_audio(0.3 * np.sin(2 * np.pi * 220 * _t), 8000
 torch.save({"p0_exp": torch.zeros(30, 50), "p1_exp": torch.zeros(30, 50), "p0_pose": torch.zeros(30, 6),
             "p1_pose": torch.zeros(30, 6)}, _tmp / "segment.pth")
 for bad in (lambda: LD.check_audio(np.zeros(16000), 16000), lambda: LD.check_audio(_t[:100], 16000),
-            lambda: LD._clip("x", np.zeros((40, 56)), np.zeros((45, 56)), np.zeros((45, 8)), 30.0, "a dyad"),
+            lambda: LD.dyad_clip("x", np.zeros((40, 56)), np.zeros((45, 56)), np.zeros((45, 8)), 30.0, "a dyad"),
             lambda: LD.read_lm_listener(_tmp / "segment.pth")):
     try:
         bad()
@@ -504,6 +504,25 @@ TABLE = pd.DataFrame(METRICS).T
 print(TABLE.round(4).to_string())
 
 # %% [markdown]
+# ### Text control
+#
+# The same causal Gen sampled with the caption "the listener smiles" instead of the empty caption
+# on the held-out dyads: the generated listener's mean AU12 slot (the smile) with each caption.
+
+# %%
+from facelab.mesh import AU_NAMES
+
+_au12 = 6 + list(AU_NAMES).index("AU12")
+TEXT_SMILE = {}
+for ci in (0, 2):
+    _m = motion_back(generate(MOTION_MODELS["causal"], LIS["test"], SPK["test"], START, text_idx=ci, gen_seed=seed))
+    TEXT_SMILE[CAPTIONS[ci] or "(empty caption)"] = float(_m[:, START:, _au12].mean())
+print("mean listener AU12 slot:", {k: round(v, 4) for k, v in TEXT_SMILE.items()},
+      f"| truth {GT[..., _au12].mean():.4f}")
+report.metric("text_smiles_mean_au12", TEXT_SMILE["the listener smiles"])
+report.metric("text_empty_mean_au12", TEXT_SMILE["(empty caption)"])
+
+# %% [markdown]
 # ## 6. The video: DiTaiListener-Gen in pixel space, and DiTaiListener-Edit
 #
 # The pixel branch is the same Gen (causal adapter, causal time) on 16 px frames: a frame is a
@@ -879,10 +898,15 @@ def real_speech_figure(i):
         a.remove()
     ax = fig.add_subplot(gs[2, :])
     t = np.arange(TEST["envelope"].shape[1])
+    from facelab.mesh import AU_NAMES
+
+    au12 = 6 + list(AU_NAMES).index("AU12")
     ax.plot(t, TEST["envelope"][i], "0.6", label="speech envelope")
-    ax.plot(t[START:], RB["Gen+Edit"][0][i, :, 0] * 10, label="listener pitch x10 (read back)")
-    ax.plot(t[START:], PRED["causal"][i, :, 0] * 10, label="listener pitch x10 (motion Gen)")
-    ax.legend(fontsize=6, ncol=3)
+    ax.plot(t, TEST["speaker_motion"][i, :, au12], "k:", label="speaker smile (AU12 slot)")
+    ax.plot(t[START:], PRED["causal"][i, :, au12], label="listener smile, motion Gen")
+    ax.plot(t[START:], RB["Gen+Edit"][0][i, :, au12], label="listener smile read back from the video")
+    ax.plot(t[START:], GT[i, :, au12], "g", alpha=0.5, label="listener smile, truth")
+    ax.legend(fontsize=6, ncol=5)
     ax.set_xlabel("frame")
     fig.suptitle(f"held-out speech: {Path(TEST['sources'][i].split('@')[0]).name}", fontsize=8)
     return fig

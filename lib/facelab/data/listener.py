@@ -170,7 +170,9 @@ def resample_time(x: np.ndarray, fps_in: float, fps_out: float, frames: int | No
     return (1 - w) * x[i0] + w * x[i1]
 
 
-def _clip(name: str, speaker: np.ndarray, listener: np.ndarray, audio: np.ndarray, fps: float, where: str) -> ListenerClip:
+def dyad_clip(name: str, speaker: np.ndarray, listener: np.ndarray, audio: np.ndarray, fps: float, where: str) -> ListenerClip:
+    """A :class:`ListenerClip` after checking that speaker and listener are frame-aligned (one error
+    naming ``where`` otherwise) and that the audio features cover the motion."""
     if len(speaker) != len(listener):
         raise ValueError(f"{where}: speaker has {len(speaker)} frames but listener has {len(listener)}; "
                          f"a dyad needs both tracks frame-aligned at {fps} fps")
@@ -219,7 +221,7 @@ def read_vico(root: str | os.PathLike, *, fps: float = VICO_FPS, audio_fps: floa
             mot[who] = _motion(exp, pose, f"ViCo {d}")
         feats = np.load(require_file(root / "audio_feats" / f"{file_id}.npy", "ViCo", root, VICO_TREE))
         audio = resample_time(feats, audio_fps, fps)
-        clips.append(_clip(file_id, mot["speaker"], mot["listener"], audio, fps, f"ViCo clip {file_id}"))
+        clips.append(dyad_clip(file_id, mot["speaker"], mot["listener"], audio, fps, f"ViCo clip {file_id}"))
     if not clips:
         raise layout_error("ViCo", root, "RLD_data.csv lists no clips", VICO_TREE)
     return clips
@@ -249,4 +251,4 @@ def read_lm_listener(path: str | os.PathLike, *, fps: float = VICO_FPS, audio_fp
     listener = _motion(arr["p0_exp"], arr["p0_pose"], f"{p} p0")
     speaker = _motion(arr["p1_exp"], arr["p1_pose"], f"{p} p1")
     audio = resample_time(arr["hubert_feat"], audio_fps, fps)
-    return _clip(p.stem, speaker, listener, audio, fps, str(p))
+    return dyad_clip(p.stem, speaker, listener, audio, fps, str(p))
