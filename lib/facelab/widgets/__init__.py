@@ -13,3 +13,4 @@ from . import avatar_editor
 __all__ = ["AU_NAMES", "AUHeatmapWidget", "Face", "FaceSource", "HeatmapState", "cam_panels", "face_from_upload",
            "heatmap_for", "load_models", "overlay_png", "render", "select_face", "set_blur", "set_ellipse_scale",
            "toggle_au", "avatar_editor"]
+from . import listener_player
