@@ -61,21 +61,26 @@ speech_dir = None       # real 16 kHz speech wavs (None: FACELAB_DATA/audio when
 audio_encoder = None    # paper: a local wav2vec2/HuBERT folder; smoke/demo use log-mel features
 threads = None          # CPU threads for torch (None: 1 in smoke)
 
+# %% tags=["export"]
+# What the model cells below need. Cells tagged `export` are also written to
+# `facelab.papers.ditailistener` (`python -m facelab export`), which tests import.
+import torch
+from torch import nn
+
+from facelab.nn.video_dit import MaskedCrossAttention, VideoDiT, block_causal_mask, sinusoid
+
 # %%
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import torch.nn.functional as F
-from torch import nn
 
 from facelab import config, viz
 from facelab import metrics_motion as MM
 from facelab.data import listener as LD
 from facelab.nn import diffusion as DF
-from facelab.nn.video_dit import (MaskedCrossAttention, VideoDiT, block_causal_mask, ddim_sample_video, noise_to,
-                                  sinusoid, video_ddpm_loss)
+from facelab.nn.video_dit import ddim_sample_video, noise_to, video_ddpm_loss
 from facelab.results import Report
 from facelab.synth import dyads as make_dyads
 
@@ -792,7 +797,7 @@ METRICS["causal + Edit"] = MM.all_metrics(GT, PRED["causal + Edit"], SPK_GT)
 def motion_curves(i=0):
     from facelab.mesh import AU_NAMES
 
-    plt = viz._plt()
+    plt = viz.pyplot()
     fig, axes = plt.subplots(2, 1, figsize=(9, 4.2), sharex=True)
     t = np.arange(START, START + GT.shape[1])
     au12 = 6 + list(AU_NAMES).index("AU12")
@@ -899,7 +904,7 @@ print("shown:", TEST["sources"][SHOW])
 
 
 def real_speech_figure(i):
-    plt = viz._plt()
+    plt = viz.pyplot()
     js = list(range(START, FR["Gen"].shape[1], 4))
     fig, axes = plt.subplots(3, len(js), figsize=(1.0 * len(js), 3.8),
                              gridspec_kw={"height_ratios": [1, 1, 1.3]})

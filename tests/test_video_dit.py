@@ -134,3 +134,28 @@ def test_known_frames_are_kept_and_sdedit_start():
     assert xt.shape == x.shape and not torch.allclose(xt, x)
     with pytest.raises(ValueError):
         block_causal_mask(torch.arange(3), torch.arange(3), window=0)
+
+
+@pytest.mark.parametrize("speaker, leaks", [("causal", False), ("noncausal", True)])
+def test_notebook_ctm_adapter_is_block_causal(speaker, leaks):
+    """The same property through the notebook's own CTM-Adapter and DiTaiListener-Gen
+    (exported to ``facelab.papers.ditailistener``): speaker frames after t do not reach frame t."""
+    from facelab.papers import ditailistener as DL
+
+    torch.manual_seed(0)
+    model = DL.listener_dit(3, 8, speaker=speaker, audio_dim=2, motion_dim=4, patch=2, width=32, depth=2, heads=4)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    model.eval()
+    x, ref, spk, ft, st = _inputs()
+    cond = DL.condition_frames(ref[:, 0], torch.zeros_like(x), torch.zeros(2, x.shape[1], dtype=torch.bool))
+    t = 2
+    spk2 = spk.clone()
+    spk2[:, st > t] += 3.0
+    with torch.no_grad():
+        a = model(x, torch.tensor([500, 500]), cond, speaker=spk, frame_times=ft, speaker_times=st)
+        b = model(x, torch.tensor([500, 500]), cond, speaker=spk2, frame_times=ft, speaker_times=st)
+    past = (a[:, :t + 1] - b[:, :t + 1]).abs().max().item()
+    assert (past > 1e-3) if leaks else (past < 1e-5)
+    assert (a[:, t + 1:] - b[:, t + 1:]).abs().max() > 1e-3
