@@ -176,55 +176,65 @@ def synth_scenes(n, size, max_faces, face_frac, seed):
 # demo (`facelab.synth.paste_faces`), RAF-DB or SFEW's boxes in the paper profile.
 
 # %%
+def fer2013_scenes(root):
+    """demo: FER2013 faces pasted into scenes; training scenes from `train` faces, evaluation scenes
+    from `eval_split` faces. Returns (dataset description, training source, evaluation source)."""
+    from facelab.data import FER2013Folder, resplit_if_degraded
+
+    split_eval = eval_split or "publictest"
+    tr_faces, tr_labels = FER2013Folder(root, "train").as_arrays()
+    ev_faces, ev_labels = FER2013Folder(root, split_eval).as_arrays()
+    # A blurred train split (a FER2013 copy we once had: median Laplacian variance ~6 vs ~2000) teaches
+    # the detector blurred faces and tests it on sharp ones (on an H200, trained that way for 8 epochs:
+    # mAP 0.017). When the splits differ more than 10x, both sets of faces come from stratified halves
+    # of the evaluation split.
+    tr_faces, tr_labels, ev_faces, ev_labels, split_info = resplit_if_degraded(
+        tr_faces, tr_labels, ev_faces, ev_labels, seed=seed)
+    print("median Laplacian variance:", {k: round(v, 1) for k, v in split_info["sharpness"].items()},
+          f"-> training faces from half of {split_eval}, evaluation faces from the other half"
+          if split_info["resplit"] else "-> splits used as they are")
+    name = (f"FER2013 {split_eval} faces (halves: the train split is degraded) composed into {CFG['size']} px scenes"
+            if split_info["resplit"] else f"FER2013 faces composed into {CFG['size']} px scenes")
+    face_px = CFG["face_px"] if "face_px" in CFG else tuple(int(CFG["size"] * f) for f in CFG["face_frac"])
+    return (name, synth.paste_faces(tr_faces, tr_labels, CFG["n_train"], CFG["size"], CFG["max_faces"], face_px, seed),
+            synth.paste_faces(ev_faces, ev_labels, CFG["n_val"], CFG["size"], CFG["max_faces"], face_px, seed + 10_000))
+
+
+def paper_sources(root):
+    """paper: RAF-DB's original images and boxes (a folder) or SFEW's lists (a file)."""
+    from pathlib import Path
+
+    from facelab.data import RAFDBDetection, SFEWDetection
+
+    if Path(root).is_file():
+        name, train, val = ("SFEW 2.0 (official FER-YOLO-Mamba lists)", SFEWDetection(root),
+                            SFEWDetection(eval_split or Path(root).with_name("2007_val.txt")))
+    else:
+        name, train, val = ("RAF-DB original images + boxes", RAFDBDetection(root, "train"),
+                            RAFDBDetection(root, eval_split or "test"))
+    if max_train is not None:
+        train = torch.utils.data.Subset(train, range(min(int(max_train), len(train))))
+    if max_eval is not None:
+        val = torch.utils.data.Subset(val, range(min(int(max_eval), len(val))))
+    return name, train, val
+
+
+# %%
 root = config.dataset_root(data_root, "FER2013 <root>/<split>/<class>/*.jpg (demo); RAF-DB basic/ or an SFEW list (paper)")
 if PROFILE == "smoke" and root is None:
     DATASET = "synth.scenes"
     train_src = synth_scenes(CFG["n_train"], CFG["size"], CFG["max_faces"], CFG["face_frac"], seed)
     val_src = synth_scenes(CFG["n_val"], CFG["size"], CFG["max_faces"], CFG["face_frac"], seed + 10_000)
 elif PROFILE in ("smoke", "demo"):
-    from facelab.data import FER2013Folder, resplit_if_degraded
-
     if root is None:
         raise config.ConfigError("profile 'demo' composes scenes from real FER2013 faces: pass data_root="
                                  "<FER2013 folder with train/ and publictest/> (e.g. data/fer2013)")
-    DATASET = f"FER2013 faces composed into {CFG['size']} px scenes"
-    split_eval = eval_split or "publictest"
-    tr_faces, tr_labels = FER2013Folder(root, "train").as_arrays()
-    ev_faces, ev_labels = FER2013Folder(root, split_eval).as_arrays()
-    # A blurred train split (our FER2013 copy's: median Laplacian variance ~6 vs ~2000) teaches the
-    # detector blurred faces and tests it on sharp ones (on an H200, session 3, trained that way for
-    # 8 epochs: mAP 0.017). When the splits differ more than 10x, both sets of faces come from
-    # stratified halves of the evaluation split.
-    tr_faces, tr_labels, ev_faces, ev_labels, split_info = resplit_if_degraded(
-        tr_faces, tr_labels, ev_faces, ev_labels, seed=seed)
-    print("median Laplacian variance:", {k: round(v, 1) for k, v in split_info["sharpness"].items()},
-          f"-> training faces from half of {split_eval}, evaluation faces from the other half"
-          if split_info["resplit"] else "-> splits used as they are")
-    if split_info["resplit"]:
-        DATASET = f"FER2013 {split_eval} faces (halves: the train split is degraded) composed into {CFG['size']} px scenes"
-    face_px = CFG["face_px"] if "face_px" in CFG else tuple(int(CFG["size"] * f) for f in CFG["face_frac"])
-    train_src = synth.paste_faces(tr_faces, tr_labels, CFG["n_train"], CFG["size"], CFG["max_faces"], face_px, seed)
-    val_src = synth.paste_faces(ev_faces, ev_labels, CFG["n_val"], CFG["size"], CFG["max_faces"], face_px, seed + 10_000)
-else:  # paper: RAF-DB (a folder) or SFEW (a list file)
-    from pathlib import Path
-
-    from facelab.data import RAFDBDetection, SFEWDetection
-
+    DATASET, train_src, val_src = fer2013_scenes(root)
+else:
     if root is None:
         raise config.ConfigError("profile 'paper' needs data_root: RAF-DB's basic/ folder (Image/original, "
                                  "Annotation/boundingbox, EmoLabel) or the SFEW list file 2007_train.txt")
-    if Path(root).is_file():
-        DATASET = "SFEW 2.0 (official FER-YOLO-Mamba lists)"
-        train_src = SFEWDetection(root)
-        val_src = SFEWDetection(eval_split or Path(root).with_name("2007_val.txt"))
-    else:
-        DATASET = "RAF-DB original images + boxes"
-        train_src = RAFDBDetection(root, "train")
-        val_src = RAFDBDetection(root, eval_split or "test")
-    if max_train is not None:
-        train_src = torch.utils.data.Subset(train_src, range(min(int(max_train), len(train_src))))
-    if max_eval is not None:
-        val_src = torch.utils.data.Subset(val_src, range(min(int(max_eval), len(val_src))))
+    DATASET, train_src, val_src = paper_sources(root)
 
 
 # %% [markdown]

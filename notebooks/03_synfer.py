@@ -826,6 +826,26 @@ def _from_x0(x0, eps, t_next):
 EMPTY_CAPTION = K      # row of TXT_TOK holding the empty caption
 
 
+def start_latents(b, refs, txt, au_tok, g):
+    """(first step index, x there): pure noise when ``refs`` is None, else the references' latents
+    DDIM-inverted (paper) or forward-noised (smoke, demo) to timestep ``TS[start_index]``."""
+    if refs is None:
+        return 0, torch.randn((b, *LAT_SHAPE), generator=g).to(DEVICE)
+    start = CFG["start_index"]
+    z_ref = encode_images(refs).to(DEVICE)
+    if CFG["start"] == "invert":
+        return start, D.ddim_invert(EPS_MODEL, sched, z_ref, torch.cat([txt, au_tok], 1), steps=CFG["steps"],
+                                    stop_index=start)
+    ab = sched.alphas_cumprod[TS[start]]
+    return start, ab.sqrt() * z_ref + (1 - ab).sqrt() * torch.randn(z_ref.shape, generator=g).to(DEVICE)
+
+
+# %% [markdown]
+# The sampler: DDIM with classifier-free guidance over [caption | AU tokens]; from `guide_from` on,
+# semantic guidance moves the caption embedding against the guide classifier's gradient
+# (normalised, step `lam`) before each denoising step.
+
+# %%
 def generate(labels, aus, *, seed_: int, guided: bool = True, refs=None, lam=None, guide=None, captions=None,
              cfg=None):
     """Generate one batch: target classes ``labels`` (B,), AU vectors ``aus`` (B, 20).
@@ -847,16 +867,7 @@ def generate(labels, aus, *, seed_: int, guided: bool = True, refs=None, lam=Non
         txt = TXT_TOK.to(DEVICE)[captions.to(DEVICE)].float()
         au_tok = adapter(aus.to(DEVICE)).float()
         uncond = torch.cat([NULL_TXT.to(DEVICE), adapter(NULL_AU.to(DEVICE))], 1).float()
-        if refs is None:
-            start, x = 0, torch.randn((b, *LAT_SHAPE), generator=g).to(DEVICE)
-        else:
-            start = CFG["start_index"]
-            z_ref = encode_images(refs).to(DEVICE)
-            if CFG["start"] == "invert":
-                x = D.ddim_invert(EPS_MODEL, sched, z_ref, torch.cat([txt, au_tok], 1), steps=CFG["steps"], stop_index=start)
-            else:
-                ab = sched.alphas_cumprod[TS[start]]
-                x = ab.sqrt() * z_ref + (1 - ab).sqrt() * torch.randn(z_ref.shape, generator=g).to(DEVICE)
+        start, x = start_latents(b, refs, txt, au_tok, g)
     emb, losses = txt.clone(), []
     for i in range(start, len(TS)):
         t, t_next = TS[i], (TS[i + 1] if i + 1 < len(TS) else -1)

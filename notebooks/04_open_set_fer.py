@@ -246,48 +246,52 @@ print("held-out classes:", OPEN_CLASSES)
 # Synthetic splits are rendered alike and are used as they are.
 
 # %%
-from facelab import synth
+from facelab import data as D, synth
 
-EVAL_SPLIT = eval_split
-if ROOT is None:
-    DATASET = "synth"
-    if EVAL_SPLIT == "auto":
-        EVAL_SPLIT = "test"
-    if EVAL_SPLIT not in ("test", "val"):
-        raise config.ConfigError(f"eval_split {eval_split!r}: synthetic faces have 'test' and 'val'")
+
+def synthetic_splits(eval_split_):
+    """Rendered faces: the 7 basic classes for training and evaluation, plus compound expressions
+    (extra unknowns) in the evaluation split. Returns (eval split name, train images/labels, eval images/labels)."""
+    eval_split_ = "test" if eval_split_ == "auto" else eval_split_
+    if eval_split_ not in ("test", "val"):
+        raise config.ConfigError(f"eval_split {eval_split_!r}: synthetic faces have 'test' and 'val'")
     offsets = {"train": 0, "test": 1, "val": 2}
 
-    def _render(n, expressions, split, salt):
+    def render(n, expressions, split, salt):
         ds = synth.SynthFaces(n, CFG["size"], expressions=list(expressions), seed=seed * 1000 + 10 * offsets[split] + salt,
                               cache=True, **CFG.get("synth", {}))
         return ds.arrays["images"], ds.arrays["label"].astype(np.int64)
 
     cap = (lambda n: n if max_per_class is None else min(n, 7 * max_per_class))
-    tr_img, tr_lab = _render(cap(CFG["n_train"]), config.BASIC7, "train", 0)
-    ev_img, ev_lab = _render(cap(CFG["n_eval"]), config.BASIC7, EVAL_SPLIT, 0)
-    cp_img, cp_lab = _render(cap(CFG["n_compound"]), synth.COMPOUND, EVAL_SPLIT, 5)
-    ev_img, ev_lab = np.concatenate([ev_img, cp_img]), np.concatenate([ev_lab, cp_lab])
-else:
-    from facelab import data as D
+    tr_img, tr_lab = render(cap(CFG["n_train"]), config.BASIC7, "train", 0)
+    ev_img, ev_lab = render(cap(CFG["n_eval"]), config.BASIC7, eval_split_, 0)
+    cp_img, cp_lab = render(cap(CFG["n_compound"]), synth.COMPOUND, eval_split_, 5)
+    return eval_split_, tr_img, tr_lab, np.concatenate([ev_img, cp_img]), np.concatenate([ev_lab, cp_lab])
 
+
+def real_split(name, split):
+    """A real split as RGB uint8 faces; with max_per_class, the first that many of every class (file order)."""
+    ds = D.open("rafdb", ROOT, split) if name == "RAF-DB" else D.open("fer2013", ROOT, split, mode="RGB")
+    img, lab = ds.as_arrays()
+    img, lab = np.asarray(img), np.asarray(lab, np.int64)
+    if img.ndim == 3:
+        img = np.repeat(img[..., None], 3, -1)
+    if max_per_class is not None:
+        keep = D.per_class_subset(lab, max_per_class)
+        img, lab = img[keep], lab[keep]
+    return img, lab
+
+
+# %%
+if ROOT is None:
+    DATASET = "synth"
+    EVAL_SPLIT, tr_img, tr_lab, ev_img, ev_lab = synthetic_splits(eval_split)
+else:
     is_raf = (ROOT / "EmoLabel").is_dir() or (ROOT / "basic" / "EmoLabel").is_dir()
     DATASET = "RAF-DB" if is_raf else "FER2013"
-    if EVAL_SPLIT == "auto":
-        EVAL_SPLIT = "test" if is_raf else "publictest"
-
-    def _read(split):
-        ds = D.open("rafdb", ROOT, split) if is_raf else D.open("fer2013", ROOT, split, mode="RGB")
-        img, lab = ds.as_arrays()
-        img, lab = np.asarray(img), np.asarray(lab, np.int64)
-        if img.ndim == 3:
-            img = np.repeat(img[..., None], 3, -1)
-        if max_per_class is not None:  # the first max_per_class images of every class, in file order
-            keep = D.per_class_subset(lab, max_per_class)
-            img, lab = img[keep], lab[keep]
-        return img, lab
-
-    tr_img, tr_lab = _read("train")
-    ev_img, ev_lab = _read(EVAL_SPLIT)
+    EVAL_SPLIT = ("test" if is_raf else "publictest") if eval_split == "auto" else eval_split
+    tr_img, tr_lab = real_split(DATASET, "train")
+    ev_img, ev_lab = real_split(DATASET, EVAL_SPLIT)
 NAMES = synth.ALL_EXPRESSIONS
 to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
 TR_X, EV_X = to_t(tr_img), to_t(ev_img)
