@@ -720,7 +720,7 @@ for kind in CONDITIONS:
     ROWS[kind] = {"agreement": agr, "chance": chance, "text_render": text_render_score(x, TXT_TE),
                   "fd": metrics_gen.frechet_distance(f, F_REAL), **{f"agree_{k}": float(a) for k, a in zip(DS.ATTRIBUTES, per)}}
     for k, v in ROWS[kind].items():
-        report.metric(f"{k}_{kind}", v)
+        report.metric(f"{k}_{kind}", v, headline=(k, kind) == ("agreement", "normal"))
 print(f"{'condition':13s} " + " ".join(f"{k:>12s}" for k in ROWS["normal"]))
 for kind, r in ROWS.items():
     print(f"{kind:13s} " + " ".join(f"{v:12.3f}" for v in r.values()))
