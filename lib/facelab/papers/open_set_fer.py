@@ -14,7 +14,7 @@ from torch import nn
 from facelab.nn.cams import normalize_maps
 
 
-# --- notebooks/04_open_set_fer.ipynb, cell 20 ---
+# --- notebooks/04_open_set_fer.ipynb, cell 21 ---
 class CAMNet(nn.Module):
     """A backbone whose forward returns (logits, CAMs of all K classes), so the loss sees both."""
 
