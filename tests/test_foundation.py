@@ -190,7 +190,11 @@ def test_results_md_lists_ours_beside_the_paper(tmp_path):
         "metrics": {"accuracy": 0.9}, "paper": {"accuracy": 0.8895}, "paper_dataset": {"accuracy": "RAF-DB"},
         "checks": {"learned": True}, "ok": True}))
     text = runner.write_results_md(tmp_path).read_text()
-    assert "| 05_x | accuracy | 0.9 | 0.8895 | synth | RAF-DB | smoke | 12 | ok |" in text
+    # the headline row first (ours beside the paper's, both datasets, profile, wall time, status) ...
+    assert "| 05_x | accuracy | 0.9 | 0.8895 | RAF-DB | synth | smoke | - | 12 | ok |" in text
+    # ... then the full list of the notebook's metrics
+    assert text.index("## 05_x") > text.index("| 05_x |") and "| **accuracy** | 0.9 | 0.8895 | RAF-DB |" in text
+    assert "| 00_tour | - |" in text and "not run yet" in text      # a notebook without metrics.json is listed
 
 
 def test_resolve_notebook_by_number_and_name():
@@ -223,11 +227,14 @@ def test_cli_bad_input_is_one_clear_line(args, message):
 
 # ---------------------------------------------------------------- packaging
 def _lock() -> dict[str, str]:
+    """name -> version of the lock (its lines are ``name==version \`` followed by hash lines)."""
+    import re
+
     pins = {}
     for line in (ROOT / "requirements-lock.txt").read_text().splitlines():
-        if "==" in line and not line.startswith("#"):
-            k, v = line.split("==")
-            pins[k.strip().lower().replace("_", "-")] = v.strip()
+        m = re.match(r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)==([^\s\\;]+)", line)
+        if m:
+            pins[re.sub(r"[-_.]+", "-", m.group(1)).lower()] = m.group(2)
     return pins
 
 
