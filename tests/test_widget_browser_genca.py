@@ -1,4 +1,4 @@
-"""Notebook 07's generative avatar editor in a real browser (JupyterLab + Debian's Chromium).
+"""Notebooks 06 and 07: the avatar editors in a real browser (JupyterLab + Debian's Chromium).
 
 The same recipe and helpers as ``test_widget_browser.py`` (fresh Jupyter/Chromium dirs, the
 kernel's idle state from both the page and the REST API, ``notebook:run-cell``). The notebook is
@@ -7,10 +7,13 @@ small stand-in avatar whose colour follows the description (the notebook's own a
 its trained models, minutes of CPU). In the page we type a description and click *generate*:
 the ``<img>`` must change and the status label must say so; an empty description must show its
 error in the label; a click on *inpaint region* must change the image again. The screenshot goes
-to ``figures/07_genca/widget_browser.png``.
+to ``figures/07_genca/widget_browser.png``. Notebook 06's :class:`AvatarEditorWidget` (the base of 07's)
+gets the same treatment on a stand-in face: a paint stroke changes the picture and *clear paint*
+restores it exactly (``figures/06_implicit_morphable_faces/widget_browser.png``).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -66,24 +69,53 @@ EDITOR = AE.GenerativeAvatarEditorWidget(FlatAvatar(), size=32, display=128, des
 EDITOR'''
 
 
-def _write_notebook(path: Path) -> None:
-    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": "genca-editor", "metadata": {},
-                     "outputs": [], "source": CELL_SOURCE}],
+def _write_notebook(path: Path, source: str = CELL_SOURCE) -> None:
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": "editor-cell", "metadata": {},
+                     "outputs": [], "source": source}],
           "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "facelab"}},
           "nbformat": 4, "nbformat_minor": 5}
     path.write_text(json.dumps(nb))
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed "
-                    "(apt-get install -y chromium; .ci/run does it)")
-def test_typing_a_description_and_generating_changes_the_avatar(tmp_path):
+EDITOR06_CELL = "AvatarEditorWidget(PlainAvatar()"
+EDITOR06_SOURCE = '''import numpy as np
+import torch
+from facelab.widgets import avatar_editor as AE
+
+
+class PlainAvatar:
+    """A stand-in for notebook 06's inverted face: the texture is a grey map, the render shows it."""
+    uv_res = 16
+
+    def codes(self, aus, identity, colour):
+        return None, float(np.sum(aus)), colour
+
+    def texture(self, colour):
+        return torch.full((3, 16, 16), 0.5)
+
+    def render(self, zg, ze, tex, yaw, res):
+        img = torch.nn.functional.interpolate(tex[None], size=(res, res))[0].permute(1, 2, 0).numpy()
+        return np.clip(img * (1 + 0.02 * ze), 0, 1)
+
+
+EDITOR = AE.AvatarEditorWidget(PlainAvatar(), size=32, display=128)
+EDITOR'''
+
+_SKIP_NO_CHROMIUM = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed "
+                                       "(apt-get install -y chromium; .ci/run does it)")
+
+
+@contextlib.contextmanager
+def _widget_in_lab(tmp_path, nb_name: str, source: str, marker: str):
+    """JupyterLab on a fresh notebook holding ``source``, opened in Chromium, the cell run: yields
+    ``(page, cell, img, notes)`` with the widget's first ``<img>`` loaded."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright python package is missing")
     pytest.importorskip("jupyterlab", reason="jupyterlab is not installed in this environment")
     t0 = time.time()
     fresh = _fresh_dirs(tmp_path)
     work = fresh / "lab"
     work.mkdir()
-    _write_notebook(work / NB_NAME)
+    _write_notebook(work / nb_name, source)
     jcfg = fresh / "jupyter-config"
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(jcfg), JUPYTER_DATA_DIR=str(fresh / "jupyter-data"),
                JUPYTER_RUNTIME_DIR=str(fresh / "jupyter-runtime"), IPYTHONDIR=str(fresh / "ipython"))
@@ -114,27 +146,27 @@ def test_typing_a_description_and_generating_changes_the_avatar(tmp_path):
                 page = ctx.pages[0] if ctx.pages else ctx.new_page()
                 page.on("console", lambda m: notes.append(f"console {m.type}: {m.text}"[:500]))
                 page.on("pageerror", lambda e: notes.append(f"page error: {e}"[:500]))
-                page.goto(f"{base}/lab/tree/{NB_NAME}")
+                page.goto(f"{base}/lab/tree/{nb_name}")
                 page.wait_for_function("() => window.jupyterapp !== undefined", timeout=120_000)
                 page.evaluate("() => window.jupyterapp.restored")
                 _dismiss_dialogs(page, notes)
-                page.wait_for_function(f"name => !!({_JS_PANEL})(name)", arg=NB_NAME, timeout=120_000)
+                page.wait_for_function(f"name => !!({_JS_PANEL})(name)", arg=nb_name, timeout=120_000)
                 page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
                 _dismiss_dialogs(page, notes)
-                page.wait_for_function(_JS_KERNEL_IDLE, arg=NB_NAME, timeout=240_000)
-                _wait_kernel_idle(base, NB_NAME, 60)
-                cell = page.locator(".jp-CodeCell", has_text=WIDGET_CELL).first
+                page.wait_for_function(_JS_KERNEL_IDLE, arg=nb_name, timeout=240_000)
+                _wait_kernel_idle(base, nb_name, 60)
+                cell = page.locator(".jp-CodeCell", has_text=marker).first
                 img = cell.locator(".jp-OutputArea img").first
                 for attempt in range(3):
                     _dismiss_dialogs(page, notes)
-                    page.evaluate(_JS_RUN_CELL, [NB_NAME, WIDGET_CELL])
+                    page.evaluate(_JS_RUN_CELL, [nb_name, marker])
                     page.wait_for_function("() => window.__facelabRun !== undefined", timeout=300_000)
                     run = page.evaluate("() => window.__facelabRun")
                     notes.append(f"run attempt {attempt + 1}: {run} after {time.time() - t0:.1f} s")
                     assert "error" not in run, f"notebook:run-cell failed: {run['error']}"
                     if run.get("count") is not None:
                         break
-                    page.wait_for_function(_JS_KERNEL_IDLE, arg=NB_NAME, timeout=120_000)
+                    page.wait_for_function(_JS_KERNEL_IDLE, arg=nb_name, timeout=120_000)
                 else:
                     raise AssertionError(f"the widget cell was never executed: {notes[-3:]}")
                 assert run["ok"], "the widget cell raised an error (see its output in the screenshot)"
@@ -142,35 +174,8 @@ def test_typing_a_description_and_generating_changes_the_avatar(tmp_path):
                 img.wait_for(state="visible", timeout=120_000)
                 page.wait_for_function("el => el.src && el.complete && el.naturalWidth > 0",
                                        arg=img.element_handle(), timeout=60_000)
-                status = cell.locator(".avatar-editor-status").first
-
-                def click_and_wait(button: str) -> list[int]:
-                    src = img.get_attribute("src")
-                    cell.locator("button", has_text=button).first.click()
-                    page.wait_for_function("([el, src]) => el.src !== src && el.complete && el.naturalWidth > 0",
-                                           arg=[img.element_handle(), src], timeout=60_000)
-                    return _image_bytes(img)
-
-                before = _image_bytes(img)
-                assert before[:8] == list(b"\x89PNG\r\n\x1a\n"), "the avatar panel is not a PNG"
-                text = cell.locator(".widget-text input").first
-                text.fill("An older person with dark skin, grey hair and a wide face.")
-                text.press("Enter")
-                generated = click_and_wait("generate")
-                assert generated != before, "the avatar did not change after generate"
-                page.wait_for_function("el => el.textContent.startsWith('generated')", arg=status.element_handle(),
-                                       timeout=30_000)
-                inpainted = click_and_wait("inpaint region")
-                assert inpainted != generated, "the avatar did not change after inpainting a region"
-                text.fill("")
-                text.press("Enter")
-                cell.locator("button", has_text="generate").first.click()
-                page.wait_for_function("el => el.textContent.includes('empty')", arg=status.element_handle(),
-                                       timeout=30_000)
-                out = ROOT / "figures" / "07_genca"
-                out.mkdir(parents=True, exist_ok=True)
-                cell.screenshot(path=str(out / "widget_browser.png"))
-                print(f"genca widget browser test: {time.time() - t0:.1f} s; " + "; ".join(
+                yield page, cell, img, notes
+                print(f"{nb_name} browser test: {time.time() - t0:.1f} s; " + "; ".join(
                     n for n in notes if n.startswith(("run attempt", "dialog", "closed"))))
             except BaseException:
                 kept = _keep_failure(page, lab_log, notes)
@@ -190,3 +195,51 @@ def test_typing_a_description_and_generating_changes_the_avatar(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def _click_and_wait(page, cell, img, button: str) -> list[int]:
+    src = img.get_attribute("src")
+    cell.locator("button", has_text=button).first.click()
+    page.wait_for_function("([el, src]) => el.src !== src && el.complete && el.naturalWidth > 0",
+                           arg=[img.element_handle(), src], timeout=60_000)
+    return _image_bytes(img)
+
+
+@_SKIP_NO_CHROMIUM
+def test_typing_a_description_and_generating_changes_the_avatar(tmp_path):
+    with _widget_in_lab(tmp_path, NB_NAME, CELL_SOURCE, WIDGET_CELL) as (page, cell, img, notes):
+        status = cell.locator(".avatar-editor-status").first
+        before = _image_bytes(img)
+        assert before[:8] == list(b"\x89PNG\r\n\x1a\n"), "the avatar panel is not a PNG"
+        text = cell.locator(".widget-text input").first
+        text.fill("An older person with dark skin, grey hair and a wide face.")
+        text.press("Enter")
+        generated = _click_and_wait(page, cell, img, "generate")
+        assert generated != before, "the avatar did not change after generate"
+        page.wait_for_function("el => el.textContent.startsWith('generated')", arg=status.element_handle(),
+                               timeout=30_000)
+        inpainted = _click_and_wait(page, cell, img, "inpaint region")
+        assert inpainted != generated, "the avatar did not change after inpainting a region"
+        text.fill("")
+        text.press("Enter")
+        cell.locator("button", has_text="generate").first.click()
+        page.wait_for_function("el => el.textContent.includes('empty')", arg=status.element_handle(),
+                               timeout=30_000)
+        out = ROOT / "figures" / "07_genca"
+        out.mkdir(parents=True, exist_ok=True)
+        cell.screenshot(path=str(out / "widget_browser.png"))
+
+
+@_SKIP_NO_CHROMIUM
+def test_notebook06_editor_paints_and_clears_in_the_browser(tmp_path):
+    """Notebook 06's editor: a paint stroke shows on the face, clearing the paint restores the
+    exact first picture (the callbacks run in the kernel; the page shows their result)."""
+    with _widget_in_lab(tmp_path, "ssif_editor.ipynb", EDITOR06_SOURCE, EDITOR06_CELL) as (page, cell, img, notes):
+        before = _image_bytes(img)
+        painted = _click_and_wait(page, cell, img, "paint stroke")
+        assert painted != before, "the avatar did not change after a paint stroke"
+        cleared = _click_and_wait(page, cell, img, "clear paint")
+        assert cleared == before, "clearing the paint did not restore the first picture"
+        out = ROOT / "figures" / "06_implicit_morphable_faces"
+        out.mkdir(parents=True, exist_ok=True)
+        cell.screenshot(path=str(out / "widget_browser.png"))
