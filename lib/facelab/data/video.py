@@ -95,12 +95,9 @@ def read_clip(path: str | os.PathLike, *, fps: float | None = None, size: int | 
             t = float(frame.time) if frame.time is not None else k / native
             if t >= end - 1e-9:
                 break
-            if t + 1e-6 < start_s and not decoded:
-                decoded, stamps = [frame], [t]           # keep the frame showing at start_s
+            if t + 1e-6 < start_s:
+                decoded, stamps = [frame], [t]           # only the latest frame before start_s is needed
                 continue
-            if size is not None:
-                frame = frame.reformat(width=int(size if isinstance(size, int) else size[0]),
-                                       height=int(size if isinstance(size, int) else size[1]))
             decoded.append(frame)
             stamps.append(t)
         has_audio = bool(container.streams.audio)
@@ -109,14 +106,12 @@ def read_clip(path: str | os.PathLike, *, fps: float | None = None, size: int | 
         out_t = start_s + step * np.arange(max(0, int(np.ceil((clip_end - start_s) / step - 1e-9))))
         pick = np.searchsorted(np.asarray(stamps), out_t + 1e-6, side="right") - 1
         keep = pick >= 0
-        arrays = {}
+        width, height = (None, None) if size is None else ((size, size) if isinstance(size, int) else size)
+        arrays: dict[int, np.ndarray] = {}
         frames = []
         for p in pick[keep]:
-            if p not in arrays:
-                f = decoded[p]
-                if size is not None and (f.width, f.height) != ((size, size) if isinstance(size, int) else tuple(size)):
-                    f = f.reformat(width=int(size if isinstance(size, int) else size[0]),
-                                   height=int(size if isinstance(size, int) else size[1]))
+            if p not in arrays:                      # a frame shown several times is converted once
+                f = decoded[p] if size is None else decoded[p].reformat(width=int(width), height=int(height))
                 arrays[p] = f.to_ndarray(format="rgb24")
             frames.append(arrays[p])
         times = out_t[keep] - start_s
