@@ -306,3 +306,14 @@ def test_progress_bar_wraps_long_loops_only_and_can_be_switched_off(monkeypatch)
     assert bar is not items and list(bar) == items               # a tqdm bar over the same items
     monkeypatch.setenv("FACELAB_PROGRESS", "0")
     assert progress(items) is items
+
+
+def test_savefig_writes_the_png_atomically_and_returns_nothing(tmp_path):
+    from facelab import viz
+
+    plt = viz.pyplot()
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    assert viz.savefig(fig, tmp_path / "nb", "curve", show=False) is None    # no path echoed under the figure
+    files = sorted(p.name for p in (tmp_path / "nb").iterdir())
+    assert files == ["curve.png"] and (tmp_path / "nb" / "curve.png").read_bytes()[:4] == b"\x89PNG"

@@ -27,8 +27,11 @@ def pyplot():
     return plt
 
 
-def savefig(fig, out_dir: str | os.PathLike, name: str, *, show: bool = True, dpi: int = 110) -> Path:
-    """Save ``fig`` as ``out_dir/name.png`` atomically (temp file, then rename); show it inline."""
+def savefig(fig, out_dir: str | os.PathLike, name: str, *, show: bool = True, dpi: int = 110) -> None:
+    """Save ``fig`` as ``out_dir/name.png`` atomically (temp file, then rename); show it inline.
+
+    Returns nothing, so a cell ending with it shows the figure and no path (the path is
+    ``out_dir/name.png``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / (name if name.endswith(".png") else name + ".png")
@@ -45,7 +48,6 @@ def savefig(fig, out_dir: str | os.PathLike, name: str, *, show: bool = True, dp
         plt.show()
     else:
         plt.close(fig)
-    return path
 
 
 def to_display(img) -> np.ndarray:
