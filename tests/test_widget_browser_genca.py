@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -106,16 +107,22 @@ _SKIP_NO_CHROMIUM = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debi
 
 
 @contextlib.contextmanager
-def _widget_in_lab(tmp_path, nb_name: str, source: str, marker: str):
-    """JupyterLab on a fresh notebook holding ``source``, opened in Chromium, the cell run: yields
-    ``(page, cell, img, notes)`` with the widget's first ``<img>`` loaded."""
+def _widget_in_lab(tmp_path, nb_name: str, source: str | None, marker: str, copy_from: Path | None = None):
+    """JupyterLab on a fresh notebook (one cell holding ``source``, or a copy of ``copy_from``),
+    opened in Chromium, the cell containing ``marker`` run: yields ``(page, cell, img, notes)``
+    with that cell's first ``<img>`` loaded. Shared by the editor and listener-player tests."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright python package is missing")
     pytest.importorskip("jupyterlab", reason="jupyterlab is not installed in this environment")
     t0 = time.time()
     fresh = _fresh_dirs(tmp_path)
     work = fresh / "lab"
     work.mkdir()
-    _write_notebook(work / nb_name, source)
+    if copy_from is not None:
+        shutil.copy(copy_from, work / nb_name)
+        kernel = json.loads(copy_from.read_text())["metadata"]["kernelspec"]["name"]
+    else:
+        _write_notebook(work / nb_name, source)
+        kernel = "facelab"
     jcfg = fresh / "jupyter-config"
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(jcfg), JUPYTER_DATA_DIR=str(fresh / "jupyter-data"),
                JUPYTER_RUNTIME_DIR=str(fresh / "jupyter-runtime"), IPYTHONDIR=str(fresh / "ipython"))
@@ -135,7 +142,8 @@ def _widget_in_lab(tmp_path, nb_name: str, source: str, marker: str):
     try:
         _wait_http(f"{base}/api/status", 120, proc)
         specs = _get_json(f"{base}/api/kernelspecs")["kernelspecs"]
-        assert "facelab" in specs, f"the facelab kernel is not installed (found {sorted(specs)}); run `python -m facelab kernel`"
+        assert kernel in specs, (f"the notebook's kernel {kernel!r} is not installed (found {sorted(specs)}); "
+                                 "run `python -m facelab kernel`")
         with sync_api.sync_playwright() as p:
             browser_env = dict(os.environ, HOME=str(fresh / "home"), XDG_CONFIG_HOME=str(fresh / "xdg-config"),
                                XDG_CACHE_HOME=str(fresh / "xdg-cache"))
