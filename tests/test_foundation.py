@@ -227,15 +227,13 @@ def test_cli_bad_input_is_one_clear_line(args, message):
 
 # ---------------------------------------------------------------- packaging
 def _lock() -> dict[str, str]:
-    """name -> version of the lock (its lines are ``name==version \`` followed by hash lines)."""
-    import re
+    """name -> version of the lock, read as `make venv` reads it (scripts/venv_sync.py)."""
+    import sys
 
-    pins = {}
-    for line in (ROOT / "requirements-lock.txt").read_text().splitlines():
-        m = re.match(r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)==([^\s\\;]+)", line)
-        if m:
-            pins[re.sub(r"[-_.]+", "-", m.group(1)).lower()] = m.group(2)
-    return pins
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import venv_sync
+
+    return venv_sync.read_lock(ROOT / "requirements-lock.txt")
 
 
 def test_lock_pins_torch_and_every_dependency():
