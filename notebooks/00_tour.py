@@ -147,19 +147,16 @@ else:
 # (engine-trained CNN on FER2013 publictest) are the two numbers that say how real they are.
 
 # %%
-import os
+import json
 
-if os.environ.get("FACELAB_DATA"):
-    import json
+from facelab.synth import realism
 
-    from facelab.synth import realism
-    res_path = realism.RESULTS
-    if res_path.exists():
-        print(realism.format_table(json.loads(res_path.read_text())))
-    else:
-        print(f"no {res_path.name} yet: run python -m facelab.synth.realism --json {res_path}")
+# the stored table holds derived numbers only (no images), so it shows without FER2013;
+# re-measuring it needs FACELAB_DATA
+if realism.RESULTS.exists():
+    print(realism.format_table(json.loads(realism.RESULTS.read_text())))
 else:
-    print("the realism table needs FER2013: set FACELAB_DATA to the folder holding fer2013/")
+    print(f"no {realism.RESULTS.name} yet: run python -m facelab.synth.realism --json {realism.RESULTS}")
 
 # %% [markdown]
 # ## Results

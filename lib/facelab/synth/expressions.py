@@ -74,6 +74,11 @@ BASIC = {
     "anger": {"AU04": 4.0, "AU05": 0.5, "AU07": 3.5, "AU09": 1.0, "AU10": 3.0, "AU23": 1.0, "AU25": 2.5, "AU26": 1.5},
     "contempt": {"AU12": 2.6, "AU14": 2.0},
 }
+#: Head position that goes with an expression (FACS head codes; Ekman & Friesen, *Unmasking
+#: the Face*, 1975: in sadness "the head may be down", AU54), as a (pitch, yaw, roll) offset
+#: in radians at full intensity (positive pitch tips the nose down), scaled by the face's
+#: intensity and added to its random pose. FER2013's sad faces are mostly tilted down.
+HEAD_POSE = {"sad": (0.22, 0.0, 0.0)}
 #: Expressions whose AUs act on the subject's right side only.
 UNILATERAL = {"contempt"}
 COMPOUND = {
@@ -100,6 +105,7 @@ def prototype(name: str) -> np.ndarray:
 
 
 PROTOTYPES = np.stack([prototype(e) for e in ALL_EXPRESSIONS])  # (18, 20)
+HEAD_POSE_VEC = np.array([HEAD_POSE.get(e, (0.0, 0.0, 0.0)) for e in ALL_EXPRESSIONS], np.float32)
 
 
 def resolve(expressions) -> np.ndarray:

@@ -123,7 +123,7 @@ def _light(n: int, rng: np.random.Generator) -> np.ndarray:
 def faces(n: int, size: int = 112, expressions=None, seed: int = 0, *, pose_range=POSE_RANGE,
           backgrounds: str = "mixed", intensity=(0.6, 1.0), asymmetry: float = 0.12, jitter: float = 0.15,
           face_scale=(0.62, 0.8), aus: np.ndarray | None = None, identities: dict | None = None,
-          supersample: int = 2, batch_size: int = 64) -> FaceBatch:
+          supersample: int = 2, batch_size: int = 64, center_offset=(0.0, 0.0), head: bool = True) -> FaceBatch:
     """``n`` centred faces of ``size`` x ``size`` pixels with exact ground truth.
 
     expressions: names or ids from ``expressions.ALL_EXPRESSIONS`` (None: the 8 canonical
@@ -131,7 +131,11 @@ def faces(n: int, size: int = 112, expressions=None, seed: int = 0, *, pose_rang
     as from ``identity.sample_identities``), pose uniform in +-``pose_range`` (pitch, yaw,
     roll radians), a random light and a background ("plain", "noise", "clutter" or "mixed").
     ``aus`` (n, 20) in [0, 5] bypasses the expression sampler (label -1, "custom").
-    Face width is ``face_scale`` of the image width. Deterministic for ``seed``.
+    ``head`` paints hair, ears and neck behind the face mesh (:mod:`facelab.synth.head`;
+    False: the bare face mask of engine versions before synth-3).
+    Face width is ``face_scale`` of the image width; the face's pivot sits at the image centre
+    plus ``center_offset`` (x, y as fractions of the width; y down) plus a +-4% jitter.
+    Deterministic for ``seed``.
     """
     _check_n_size(n, size)
     labels_pool = E.resolve(expressions)
@@ -151,15 +155,18 @@ def faces(n: int, size: int = 112, expressions=None, seed: int = 0, *, pose_rang
         raise ValueError(f"identities holds {len(ident['shape'])} identities, expected n={n}")
     pr = np.asarray(pose_range, np.float32)
     pose = (rng.uniform(-1, 1, (n, 3)) * pr).astype(np.float32)
+    if aus is None:  # the head position that goes with the expression (FACS head codes)
+        pose = pose + E.HEAD_POSE_VEC[labels] * k[:, None]
     frac = rng.uniform(*face_scale, n)
     scale = (frac * size / 175.0).astype(np.float32)
-    center = (size / 2 + rng.uniform(-0.04, 0.04, (n, 2)) * size).astype(np.float32)
+    center = (size / 2 + (np.asarray(center_offset, np.float32) + rng.uniform(-0.04, 0.04, (n, 2))) * size
+              ).astype(np.float32)
     light = _light(n, rng)
     bg_ids = _background_ids(backgrounds, n, rng)
     bg_seed = int(rng.integers(0, 2**63))
     meshes = G.face_meshes(right, left, ident["shape"])
     out = _render_chunks(meshes, ident, pose, scale, center, light, bg_ids, size, supersample, batch_size, bg_seed,
-                         (right, left))
+                         (right, left), head)
     names = ["custom" if l < 0 else E.ALL_EXPRESSIONS[l] for l in labels]
     lm = out["landmarks"]
     box = np.concatenate([lm.min(1), lm.max(1)], -1).clip(0, size - 1).astype(np.float32)
@@ -172,7 +179,7 @@ def faces(n: int, size: int = 112, expressions=None, seed: int = 0, *, pose_rang
 
 
 def _render_chunks(meshes, ident, pose, scale, center, light, bg_ids, size, supersample, batch_size, bg_seed,
-                   aus=None):
+                   aus=None, head=False):
     n = len(meshes)
     imgs, lms, vis = [], [], []
     bg_rng = np.random.default_rng(bg_seed)
@@ -181,7 +188,7 @@ def _render_chunks(meshes, ident, pose, scale, center, light, bg_ids, size, supe
             sl = slice(a, min(n, a + batch_size))
             bg = B.backgrounds(bg_ids[sl], size * supersample, size * supersample, bg_rng)
             r = render(meshes[sl], I.take(ident, sl), pose[sl], scale[sl], center[sl], light[sl], bg, size,
-                       supersample=supersample, aus=None if aus is None else (aus[0][sl], aus[1][sl]))
+                       supersample=supersample, aus=None if aus is None else (aus[0][sl], aus[1][sl]), head=head)
             imgs.append(r.images)
             lms.append(r.landmarks)
             vis.append(r.visible)

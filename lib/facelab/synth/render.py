@@ -103,7 +103,7 @@ def vertex_normals(v: torch.Tensor, tris: torch.Tensor) -> torch.Tensor:
 def render(meshes: np.ndarray, ident: dict, pose: np.ndarray, scale: np.ndarray, center_xy: np.ndarray,
            light: np.ndarray, background: torch.Tensor | np.ndarray, size: int | tuple[int, int],
            supersample: int = 2, textures: torch.Tensor | None = None, keep_supersampled: bool = False,
-           backend: str = "auto", aus: tuple[np.ndarray, np.ndarray] | None = None) -> Rendered:
+           backend: str = "auto", aus: tuple[np.ndarray, np.ndarray] | None = None, head: bool = False) -> Rendered:
     """Render n faces.
 
     meshes (n, 468, 3) centred model-space meshes (``geometry.face_meshes``); pose (n, 3)
@@ -116,7 +116,8 @@ def render(meshes: np.ndarray, ident: dict, pose: np.ndarray, scale: np.ndarray,
     (numba when it imports). Both give the same landmarks and visibility rules and images that
     differ by rounding only. ``aus``: (right, left) per-side AU intensities (n, 20) that
     drive the texture's appearance cues (:data:`texture.CUES`: furrows, folds, lines); None
-    renders none.
+    renders none. ``head``: paint hair, ears and neck behind the face mesh
+    (:func:`facelab.synth.head.paint_head`).
     """
     H, W = (size, size) if isinstance(size, int) else size
     s = int(supersample)
@@ -128,6 +129,10 @@ def render(meshes: np.ndarray, ident: dict, pose: np.ndarray, scale: np.ndarray,
     ss = scr.copy()
     ss[..., :2] = ss[..., :2] * s + (s - 1) / 2
     ss[..., 2] *= s
+    if head:
+        from .head import paint_head
+        bg_np = background.numpy() if isinstance(background, torch.Tensor) else background
+        background = paint_head(bg_np, ss, ident)
     if resolve_backend(backend) == "numba":
         return _render_numba(scr, ss, ident, light, background, (H, W), s, textures, keep_supersampled, scale, aus)
     tris = torch.as_tensor(topo.tris)
