@@ -84,7 +84,9 @@ from facelab.train import TrainConfig, fit
 
 
 # %% [markdown]
-# One dict per profile (printed below); the parameters cell's knobs override its entries.
+# One dict per profile (printed below); the parameters cell's knobs override its entries. Its
+# `"train"` entry holds the detectors' `facelab.train.TrainConfig` fields (the `epochs` knob lands
+# there: `config.pick` merges a dict override into a sub-dict).
 
 # %%
 T_START = time.time()
@@ -96,23 +98,26 @@ CFG = config.pick(PROFILE, {
     # 120 steps were too few: the outcome was chaotic, a ~1e-7 rounding change in the scan kernels
     # moved FER-YOLO-Mamba's class-agnostic face AP from 0.56 to 0.23 (seed 0).
     "smoke": {"size": 96, "width": 0.125, "depth": 0.33, "d_state": 8, "n_train": 240, "n_val": 48,
-              "max_faces": 1, "face_frac": (0.45, 0.8), "epochs": 16, "batch": 16, "optimizer": "adamw",
-              "lr": 5e-3, "weight_decay": 5e-4, "warmup_epochs": 1, "aug_frac": 0.7, "mosaic": 0.3,
-              "mixup": 0.15, "ema_decay": 0.9, "ema_tau": 20.0, "conf": 0.05, "nms": 0.5, "speed_size": 96, "speed_batches": (1, 8)},
+              "max_faces": 1, "face_frac": (0.45, 0.8), "warmup_epochs": 1, "aug_frac": 0.7, "mosaic": 0.3,
+              "mixup": 0.15, "ema_decay": 0.9, "ema_tau": 20.0, "conf": 0.05, "nms": 0.5, "speed_size": 96, "speed_batches": (1, 8),
+              "train": {"epochs": 16, "batch_size": 16, "optimizer": "adamw", "lr": 5e-3, "weight_decay": 5e-4,
+                        "scheduler": "cosine", "clip_grad": 10.0, "num_workers": 0}},
     # demo: real FER2013 faces (48 px grey) pasted onto backgrounds at 320 px; YOLOX-s widths.
     # 2,500 steps per detector: on one H100 (7.6 / 10.9 steps/s measured for VSS / CSP) about 5.5 + 4
     # minutes of training, ~13 minutes in all with the compiled speed variant.
     "demo": {"size": 320, "width": 0.5, "depth": 0.33, "d_state": 16, "n_train": 4000, "n_val": 600,
-             "max_faces": 4, "face_px": (40, 150), "epochs": 20, "batch": 32, "optimizer": "adamw",
-             "lr": 2e-3, "weight_decay": 5e-4, "warmup_epochs": 2, "aug_frac": 0.7, "mosaic": 0.5,
-             "mixup": 0.5, "ema_decay": 0.999, "ema_tau": 500.0, "conf": 0.05, "nms": 0.5, "speed_size": 320, "speed_batches": (1, 32)},
+             "max_faces": 4, "face_px": (40, 150), "warmup_epochs": 2, "aug_frac": 0.7, "mosaic": 0.5,
+             "mixup": 0.5, "ema_decay": 0.999, "ema_tau": 500.0, "conf": 0.05, "nms": 0.5, "speed_size": 320, "speed_batches": (1, 32),
+             "train": {"epochs": 20, "batch_size": 32, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 5e-4,
+                       "scheduler": "cosine", "clip_grad": 10.0, "num_workers": 4}},
     # paper: train.py of the official code (320 px, 300 epochs, SGD momentum 0.937, wd 5e-4,
     # lr 1e-2 * bs / 64, 3 warm-up epochs, EMA 0.9999, mosaic/mixup 0.5 for the first 70 %).
     "paper": {"size": 320, "width": 0.5, "depth": 0.33, "d_state": 16, "n_train": None, "n_val": None,
-              "max_faces": None, "epochs": 300, "batch": 16, "optimizer": "sgd", "momentum": 0.937,
-              "lr": 1e-2 * 16 / 64, "weight_decay": 5e-4, "warmup_epochs": 3, "aug_frac": 0.7, "mosaic": 0.5,
-              "mixup": 0.5, "ema_decay": 0.9999, "ema_tau": 2000.0, "conf": 0.05, "nms": 0.5, "speed_size": 320, "speed_batches": (1, 32)},
-}, epochs=epochs, width=width)
+              "max_faces": None, "warmup_epochs": 3, "aug_frac": 0.7, "mosaic": 0.5,
+              "mixup": 0.5, "ema_decay": 0.9999, "ema_tau": 2000.0, "conf": 0.05, "nms": 0.5, "speed_size": 320, "speed_batches": (1, 32),
+              "train": {"epochs": 300, "batch_size": 16, "optimizer": "sgd", "momentum": 0.937, "lr": 1e-2 * 16 / 64,
+                        "weight_decay": 5e-4, "scheduler": "cosine", "clip_grad": 10.0, "num_workers": 4}},
+}, width=width, train={"epochs": epochs})
 
 
 # %% [markdown]
@@ -200,6 +205,12 @@ def fer2013_scenes(root):
             synth.paste_faces(ev_faces, ev_labels, CFG["n_val"], CFG["size"], CFG["max_faces"], face_px, seed + 10_000))
 
 
+# %% [markdown]
+# The paper profile reads the paper's own data instead: RAF-DB's original images with their face
+# boxes (a folder), or the official SFEW 2.0 lists `path x1,y1,x2,y2,cls` (a file). `max_train` and
+# `max_eval` cap both for quick CPU tries of that path.
+
+# %%
 def paper_sources(root):
     """paper: RAF-DB's original images and boxes (a folder) or SFEW's lists (a file)."""
     from pathlib import Path
@@ -488,6 +499,12 @@ fig.suptitle("receptive field of one SS2D output (red +)")
 viz.savefig(fig, OUT, "ss2d_receptive_field")
 report.check("ss2d_8_routes_see_whole_map", bool((rf["8 routes"] > 0).all()) and bool((rf["rows only"] == 0).any()))
 
+# %% [markdown]
+# The fast path must compute the same recurrence (Mamba eq. 2a/2b) as the sequential loop: the
+# same SS2D layer, once with the default scan backend (numba on a CPU, mamba-ssm's kernel on a GPU)
+# and once with `backend="reference"`, on one random input.
+
+# %%
 layer = SS2D(16, d_state=16).eval()
 xin = torch.randn(2, 7, 9, 16)
 with torch.no_grad():
@@ -568,11 +585,11 @@ report.check("head_maps_match_strides", [s[-1] for s in shapes] == [40, 20, 10])
 
 # %%
 def train_detector(model, desc):
-    steps_per_epoch = max(1, len(train_ds) // CFG["batch"])
+    steps_per_epoch = max(1, len(train_ds) // CFG["train"]["batch_size"])
     ema = EMA(model, CFG["ema_decay"], ramp="exp", tau=CFG["ema_tau"])  # YOLOX's ramp
     loss_fn = Y.YOLOXLoss(NC, model.strides)
     gen = torch.Generator().manual_seed(seed)
-    aug_epochs = int(round(CFG["aug_frac"] * CFG["epochs"]))
+    aug_epochs = int(round(CFG["aug_frac"] * CFG["train"]["epochs"]))
     state = {"epoch": 0}
 
     def on_step(epoch, i):                    # the step needs the epoch: augmentation stops after aug_epochs
@@ -588,10 +605,8 @@ def train_detector(model, desc):
         loss, logs = loss_fn(m(x), targets)
         return loss, logs
 
-    tc = TrainConfig(epochs=CFG["epochs"], batch_size=CFG["batch"], lr=CFG["lr"], weight_decay=CFG["weight_decay"],
-                     optimizer=CFG["optimizer"], momentum=CFG.get("momentum", 0.9), scheduler="cosine",
-                     warmup_steps=CFG["warmup_epochs"] * steps_per_epoch, seed=seed, desc=desc,
-                     num_workers=0 if PROFILE == "smoke" else 4, clip_grad=10.0, time_budget_s=train_budget_s)
+    tc = TrainConfig(**CFG["train"], warmup_steps=CFG["warmup_epochs"] * steps_per_epoch, seed=seed, desc=desc,
+                     time_budget_s=train_budget_s)
     if DEVICE.type == "cuda":
         model.to(memory_format=torch.channels_last)
     t0 = time.time()

@@ -217,36 +217,50 @@ def to_grey(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).round().astype(np.uint8)
 
 
+# %% [markdown]
+# Without `data_root` the "real" faces are rendered by `facelab.synth` (with their ground-truth AUs):
+# random identities, then (smoke) one skin-tone band and one hair colour, a low-variance set on
+# purpose, turned grey like FER2013. Each split is cached on disk by a content hash of everything
+# that produced it (`facelab.cache`), so a second run reads it back.
+
+# %%
+def synth_split(n, s):
+    """``n`` rendered faces of seed ``s`` -> (images uint8 (n,H,W), labels 0..K-1, aus (n,20))."""
+    from facelab.cache import cached
+    from facelab.synth import faces
+    from facelab.synth.datasets import CACHE_VERSION
+    from facelab.synth.identity import sample_identities, skin_from_tone
+
+    def build():
+        # random identities, then (smoke) one skin-tone band and one hair colour: low variance on purpose
+        rng = np.random.default_rng(s + 77)
+        ident = sample_identities(n, rng)
+        if CFG["tone"]:
+            tone = rng.uniform(*CFG["tone"], n).astype(np.float32)
+            ident["tone"], ident["skin_rgb"] = tone, skin_from_tone(tone).astype(np.float32)
+            ident["has_hair"] = np.ones(n, np.float32)
+            ident["hair_rgb"][:] = np.array([0.2, 0.12, 0.07], np.float32)
+        b = faces(n, CFG["size"], [config.EXPRESSIONS[c] for c in CLASSES], seed=s, identities=ident,
+                  **CFG["synth"])
+        return {"images": to_grey(b.images), "label": b.label, "aus": b.aus.astype(np.float32)}
+
+    # cached on disk by a content hash of everything that produced it (facelab.cache)
+    a = cached("synfer_faces", {"n": n, "seed": s, "size": CFG["size"], "classes": CLASSES, "tone": CFG["tone"],
+                                "synth": CFG["synth"], "renderer": CACHE_VERSION}, build)
+    local = np.array([CLASSES.index(int(l)) for l in a["label"]])
+    return a["images"], local, a["aus"]
+
+
+# %% [markdown]
+# `load_real` returns both splits: the rendered ones above, or (demo) FER2013's `train` and
+# `eval_split` folders, each capped at `n_train` / `n_test` faces of the chosen classes. FER2013
+# has no AU labels, so those come from landmarks further down.
+
 # %%
 def load_real():
     """Return dict(train=(images uint8 (n,H,W), labels 0..K-1, aus (n,20) or None), test=(...))."""
     if ROOT is None:
-        from facelab.cache import cached
-        from facelab.synth import faces
-        from facelab.synth.datasets import CACHE_VERSION
-        from facelab.synth.identity import sample_identities, skin_from_tone
-
-        def make(n, s):
-            def build():
-                # random identities, then (smoke) one skin-tone band and one hair colour: low variance on purpose
-                rng = np.random.default_rng(s + 77)
-                ident = sample_identities(n, rng)
-                if CFG["tone"]:
-                    tone = rng.uniform(*CFG["tone"], n).astype(np.float32)
-                    ident["tone"], ident["skin_rgb"] = tone, skin_from_tone(tone).astype(np.float32)
-                    ident["has_hair"] = np.ones(n, np.float32)
-                    ident["hair_rgb"][:] = np.array([0.2, 0.12, 0.07], np.float32)
-                b = faces(n, CFG["size"], [config.EXPRESSIONS[c] for c in CLASSES], seed=s, identities=ident,
-                          **CFG["synth"])
-                return {"images": to_grey(b.images), "label": b.label, "aus": b.aus.astype(np.float32)}
-
-            # cached on disk by a content hash of everything that produced it (facelab.cache)
-            a = cached("synfer_faces", {"n": n, "seed": s, "size": CFG["size"], "classes": CLASSES, "tone": CFG["tone"],
-                                        "synth": CFG["synth"], "renderer": CACHE_VERSION}, build)
-            local = np.array([CLASSES.index(int(l)) for l in a["label"]])
-            return a["images"], local, a["aus"]
-
-        return {"train": make(CFG["n_train"], seed), "test": make(CFG["n_test"], seed + 10_000)}
+        return {"train": synth_split(CFG["n_train"], seed), "test": synth_split(CFG["n_test"], seed + 10_000)}
     if PROFILE == "paper":
         from facelab.data import AffectNet
         raise NotImplementedError("paper profile: read AffectNet with facelab.data.AffectNet at 512 px, "
@@ -324,6 +338,12 @@ def landmark_aus(images: np.ndarray, desc: str = "AUs from landmarks") -> tuple[
     return aus, ok
 
 
+# %% [markdown]
+# Smoke already has the renderer's AUs. Otherwise a random subset of `n_au_real` training faces
+# goes through the mesh; the faces it misses get their expression's codebook AUs as a stand-in, and
+# `AU_IDX` lists the faces that have an AU vector for adapter training.
+
+# %%
 if au_tr is None:
     sub = np.random.default_rng(seed + 1).permutation(len(y_tr))[: CFG["n_au_real"]]
     est, found = landmark_aus(x_tr[sub])
@@ -752,6 +772,12 @@ report.metric("eval_real_test_acc", acc_eval)
 report.check("guide_and_eval_trained_on_disjoint_data",
              len(np.intersect1d(IDX_A, IDX_B)) == 0 and GUIDE is not EVAL and acc_eval > 1.5 / K)
 
+# %% [markdown]
+# The AU checks below need an AU "ruler" for generated faces, `estimate_output_aus`. Smoke trains a
+# regressor on the rendered faces' true AUs (and scores it on held-out ones, so its error is known);
+# demo reads the AUs from landmarks, as for the real faces.
+
+# %%
 if ROOT is None:
     AU_REG = train_classifier(x_tr, au_tr, width=CFG["clf_width"], seed_=seed + 300, epochs=CFG["clf_epochs"],
                               n_out=N_AU, regress=True, desc="AU regressor")
@@ -841,6 +867,26 @@ def start_latents(b, refs, txt, au_tok, g):
 
 
 # %% [markdown]
+# One step of semantic guidance (§3.3, the equations above): predict ε with the current caption
+# embedding `c`, form x̂₀, decode it and score it with the guide classifier, then move `c` against
+# the normalised gradient of the cross-entropy, `c ← c − λ g / ‖g‖`.
+
+# %%
+def guidance_step(emb, x, t, au_tok, labels, guide, lam):
+    """(updated caption embedding, guide loss per sample): one semantic-guidance step at timestep ``t``."""
+    b = len(labels)
+    emb = emb.detach().requires_grad_(True)
+    with torch.enable_grad(), AMP:
+        tt = torch.full((b,), t, device=DEVICE, dtype=torch.long)
+        eps_c = EPS_MODEL(x, tt, encoder_hidden_states=torch.cat([emb, au_tok], 1)).sample.float()
+        x0 = D.predict_x0(sched, x, eps_c, t)
+        loss = F.cross_entropy(guide(decode_latents(x0)).float(), labels.to(DEVICE), reduction="sum")
+        (grad,) = torch.autograd.grad(loss, emb)
+    norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1)
+    return (emb - lam * grad / norm).detach(), loss.item() / b
+
+
+# %% [markdown]
 # The sampler: DDIM with classifier-free guidance over [caption | AU tokens]; from `guide_from` on,
 # semantic guidance moves the caption embedding against the guide classifier's gradient
 # (normalised, step `lam`) before each denoising step.
@@ -872,16 +918,8 @@ def generate(labels, aus, *, seed_: int, guided: bool = True, refs=None, lam=Non
     for i in range(start, len(TS)):
         t, t_next = TS[i], (TS[i + 1] if i + 1 < len(TS) else -1)
         if guided and i >= CFG["guide_from"]:
-            emb = emb.detach().requires_grad_(True)
-            with torch.enable_grad(), AMP:
-                tt = torch.full((b,), t, device=DEVICE, dtype=torch.long)
-                eps_c = EPS_MODEL(x, tt, encoder_hidden_states=torch.cat([emb, au_tok], 1)).sample.float()
-                x0 = D.predict_x0(sched, x, eps_c, t)
-                loss = F.cross_entropy(guide(decode_latents(x0)).float(), labels.to(DEVICE), reduction="sum")
-                (grad,) = torch.autograd.grad(loss, emb)
-            norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1)
-            emb = (emb - lam * grad / norm).detach()
-            losses.append(loss.item() / b)
+            emb, loss_i = guidance_step(emb, x, t, au_tok, labels, guide, lam)
+            losses.append(loss_i)
         with torch.no_grad(), AMP:
             eps = D.cfg_eps(EPS_MODEL, x, t, torch.cat([emb, au_tok], 1), uncond, cfg).float()
             x = ddim_step_clipped(x, eps, t, t_next)
@@ -1056,6 +1094,12 @@ for name, spec in tqdm(EDITS.items(), desc="AU edits"):
     au_rows.append((name, delta, up, others, float(np.nanmean(est_base[:, cols]))))
     edit_tiles += [img_e[i, 0] for i in range(4)]
     edit_titles += [name.split(" (")[0]] * 4
+
+# %% [markdown]
+# Per edit: the requested AUs read off the "off" and "on" images, the mean change, the share of
+# pairs where they rose, and how much the other AUs moved (a leak of the control).
+
+# %%
 for name, delta, up, others, off in au_rows:
     print(f"{name:24s} requested AUs {off:.2f} (off) -> {off + delta:.2f} (on): {delta:+.2f}, rose in {up:.0%} of "
           f"{n_e} pairs; other AUs |change| {others:.2f}")

@@ -102,7 +102,9 @@ from facelab.train import TrainConfig, fit, predict_arrays
 
 
 # %% [markdown]
-# One dict per profile (printed below); the parameters cell's knobs override its entries.
+# One dict per profile (printed below); the parameters cell's knobs override its entries. Its
+# `"train"` entry holds the close-set model's `facelab.train.TrainConfig` fields (the `close_epochs`
+# knob lands there: `config.pick` merges a dict override into a sub-dict); the detector's are `det_*`.
 
 # %%
 PROFILE = config.resolve_profile(profile)
@@ -116,23 +118,26 @@ CFG = config.pick(PROFILE, {
               "synth": {"backgrounds": "plain", "pose_range": (0.15, 0.25, 0.1), "intensity": (0.7, 1.0),
                         "face_scale": (0.85, 0.95)},
               "close_arch": "small", "det_arch": "small", "close_width": 12, "det_width": 12,
-              "close_epochs": 10, "close_batch": 64, "close_lr": 2e-3,
+              "train": {"epochs": 10, "batch_size": 64, "lr": 2e-3, "weight_decay": 1e-4,
+                        "optimizer": "adam", "scheduler": "exponential", "gamma": 0.9},
               "det_lr": 2e-3, "det_batch": 64, "cycles": 3, "cycle_epochs": 3,
               "lam": 6.0, "keep_ratio": 0.7, "threads": 1, "oracle": True, "oracle_epochs": 10, "oracle_lam": 0.0},
     # one GPU, FER2013 48 px grey (x3 channels), ResNet-18 with the small-input stem for both models.
     "demo": {"size": 48, "input": 48, "n_train": 2000, "n_eval": 600, "n_compound": 300,
              "close_arch": "resnet18", "det_arch": "resnet18", "close_width": 64, "det_width": 64,
-             "close_epochs": 8, "close_batch": 256, "close_lr": 1e-3,
+             "train": {"epochs": 8, "batch_size": 256, "lr": 1e-3, "weight_decay": 1e-4,
+                       "optimizer": "adam", "scheduler": "exponential", "gamma": 0.9},
              "det_lr": 1e-3, "det_batch": 256, "cycles": 3, "cycle_epochs": 3,
              "lam": 6.0, "keep_ratio": 0.7, "threads": None, "oracle": True, "oracle_epochs": 9, "oracle_lam": 0.0},
     # the paper's recipe: 224 px, ResNet-18 close-set (60 epochs, batch 512), ResNet-50 detector
     # (Adam 1e-4, 30 epochs = 3 cycles x 10, batch 128); RAF-DB / FER2013 from data_root.
     "paper": {"size": 100, "input": 224, "n_train": 12000, "n_eval": 3000, "n_compound": 1000,
               "close_arch": "resnet18", "det_arch": "resnet50", "close_width": 64, "det_width": 64,
-              "close_epochs": 60, "close_batch": 512, "close_lr": 1e-3,
+              "train": {"epochs": 60, "batch_size": 512, "lr": 1e-3, "weight_decay": 1e-4,
+                        "optimizer": "adam", "scheduler": "exponential", "gamma": 0.9},
               "det_lr": 1e-4, "det_batch": 128, "cycles": 3, "cycle_epochs": 10,
               "lam": 6.0, "keep_ratio": 0.7, "threads": None, "oracle": True, "oracle_epochs": 30, "oracle_lam": 0.0},
-}, close_epochs=close_epochs, cycles=cycles, cycle_epochs=cycle_epochs, oracle=oracle, oracle_epochs=oracle_epochs,
+}, train={"epochs": close_epochs}, cycles=cycles, cycle_epochs=cycle_epochs, oracle=oracle, oracle_epochs=oracle_epochs,
    close_arch=arch, det_arch=arch, close_width=width, det_width=width, threads=threads)
 
 
@@ -392,9 +397,7 @@ def run_close_set(k: str, i: int):
     closed_ids, x, y, pool_x, pool_lab, is_closed = split_for(k)
     torch.manual_seed(seed + 101 * i)
     model = backbone(CFG["close_arch"], 6, close_weights, CFG["close_width"])
-    cfg = TrainConfig(epochs=CFG["close_epochs"], batch_size=CFG["close_batch"], lr=CFG["close_lr"],
-                      weight_decay=1e-4, optimizer="adam", scheduler="exponential", gamma=0.9,
-                      seed=seed + 101 * i, desc=f"close-set (k={k})")
+    cfg = TrainConfig(**CFG["train"], seed=seed + 101 * i, desc=f"close-set (k={k})")
     hist = fit(model, TensorDataset(x, y), cfg, step=close_step)
     z = logits_of(model, pool_x)
     return {"model": model, "hist": hist, "logits": z, "pseudo": z.argmax(1), "pool_x": pool_x,

@@ -103,29 +103,31 @@ if DATASET not in ("synth", "fer2013", "rafdb", "affectnet"):
 
 
 # %% [markdown]
-# One dict per profile (printed below); the parameters cell's knobs override its entries.
+# One dict per profile (printed below); the parameters cell's knobs override its entries. Its
+# `"train"` entry holds the classifier's `facelab.train.TrainConfig` fields (the `epochs` knob lands
+# there: `config.pick` merges a dict override into a sub-dict).
 
 # %%
 CFG = config.pick(PROFILE, {
     # CPU: a 4-stage SmallCNN on 32 px faces; its last map is 4x4, the heatmaps 16x16.
     "smoke": {"size": 32, "hm_size": 16, "arch": "small", "width": 12, "small_input": True,
-              "n_train": 1000, "n_val": 200, "n_test": 400, "epochs": 6, "batch_size": 32,
-              "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "scheduler": "cosine",
-              "step_size": 1, "gamma": 0.9, "lam": 4.0, "landmark_budget": 0, "sweep": [], "threads": 1},
+              "n_train": 1000, "n_val": 200, "n_test": 400, "lam": 4.0, "landmark_budget": 0, "sweep": [], "threads": 1,
+              "train": {"epochs": 6, "batch_size": 32, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4,
+                        "scheduler": "cosine", "step_size": 1, "gamma": 0.9}},
     # One GPU: FER2013's 48 px faces upscaled to 96 (synthetic 64 px faces without data_root).
     "demo": {"size": 96 if DATASET != "synth" else 64, "hm_size": 48, "arch": "resnet18", "width": 64,
-             "small_input": True, "n_train": 6000, "n_val": 600, "n_test": 1000, "epochs": 12,
-             "batch_size": 128, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 5e-4,
-             "scheduler": "cosine", "step_size": 1, "gamma": 0.9, "lam": 4.0, "landmark_budget": 8000,
-             "sweep": [], "threads": None},
+             "small_input": True, "n_train": 6000, "n_val": 600, "n_test": 1000, "lam": 4.0, "landmark_budget": 8000,
+             "sweep": [], "threads": None,
+             "train": {"epochs": 12, "batch_size": 128, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 5e-4,
+                       "scheduler": "cosine", "step_size": 1, "gamma": 0.9}},
     # The paper's recipe (official code, AffectNet command): ResNet-50, 224 px, SGD lr 0.002,
     # wd 5e-4, StepLR every 4 epochs by 0.9, batch 224, 20 epochs; lambda 4 (RAF-DB) / 9 (AffectNet).
     "paper": {"size": 224, "hm_size": 56, "arch": "resnet50", "width": 64, "small_input": False,
-              "n_train": 6000, "n_val": 600, "n_test": 1000, "epochs": 20, "batch_size": 224,
-              "optimizer": "sgd", "lr": 0.002, "weight_decay": 5e-4, "scheduler": "step",
-              "step_size": 4, "gamma": 0.9, "lam": 9.0 if DATASET == "affectnet" else 4.0,
-              "landmark_budget": 10**9, "sweep": [0.1, 1, 2, 4, 6, 9, 12, 16, 20], "threads": None},
-}, arch=arch, lam=lam, epochs=epochs, landmark_budget=landmark_budget, sweep=lambda_sweep,
+              "n_train": 6000, "n_val": 600, "n_test": 1000, "lam": 9.0 if DATASET == "affectnet" else 4.0,
+              "landmark_budget": 10**9, "sweep": [0.1, 1, 2, 4, 6, 9, 12, 16, 20], "threads": None,
+              "train": {"epochs": 20, "batch_size": 224, "optimizer": "sgd", "lr": 0.002, "weight_decay": 5e-4,
+                        "scheduler": "step", "step_size": 4, "gamma": 0.9}},
+}, arch=arch, lam=lam, train={"epochs": epochs}, landmark_budget=landmark_budget, sweep=lambda_sweep,
    size=image_size, hm_size=image_size // 2 if image_size else None, width=width, threads=threads)
 
 
@@ -382,9 +384,7 @@ def train(lam_, tag):
     net = new_model()
     data = torch.utils.data.TensorDataset(torch.from_numpy(TRAIN["x"]), torch.from_numpy(TRAIN["y"]),
                                           TRAIN["hm"], TRAIN["hm_valid"])
-    tc = TrainConfig(epochs=CFG["epochs"], batch_size=CFG["batch_size"], lr=CFG["lr"], optimizer=CFG["optimizer"],
-                     weight_decay=CFG["weight_decay"], scheduler=CFG["scheduler"], step_size=CFG["step_size"],
-                     gamma=CFG["gamma"], seed=seed, desc=tag, progress=PROFILE != "smoke")
+    tc = TrainConfig(**CFG["train"], seed=seed, desc=tag, progress=PROFILE != "smoke")
     def evaluate(model):
         return {"acc": metrics.accuracy(VAL["y"], logits_of(model.net, VAL["x"]).argmax(1).numpy())}
 
@@ -393,7 +393,7 @@ def train(lam_, tag):
     hist = fit(WithFeatures(net), data, tc, step=make_step(lam_), evaluate=evaluate, keep_best="max:val_acc")
     net.to(DEVICE).eval()
     print(f"{tag}: {time.time() - t:.0f} s, best val acc {hist.best['value']:.3f} at epoch "
-          f"{hist.best['epoch']}/{CFG['epochs']}")
+          f"{hist.best['epoch']}/{CFG['train']['epochs']}")
     return net, hist
 
 

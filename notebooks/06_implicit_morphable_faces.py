@@ -205,7 +205,14 @@ def mlp(i, o, width, depth, act=None):
     layers.append(nn.Linear(d, o))
     return nn.Sequential(*layers)
 
+# %% [markdown]
+# `MorphableFace` wires the four networks of [S] to the three codes: the deformation
+# `D(x, z_exp, z_geo)` moves an observed point into the canonical space, the canonical SDF
+# `S(x_c, z_geo)` gives the surface, the UV net `U(x_c)` (shared by every identity: one texture
+# layout) maps canonical points to the texture square, where `T(z_col)` paints the texture; `Uinv`
+# maps UVs back for the cycle term (section 3 below).
 
+# %% tags=["export"]
 class MorphableFace(nn.Module):
     def __init__(self, n_shapes, n_ids, dim=16, width=64, depth=3, tex_res=32, shared_uv=True):
         super().__init__()

@@ -86,6 +86,11 @@ from facelab.synth import texture as TEX
 from facelab.synth import uvmaps as UV
 from facelab.widgets import avatar_editor as AE
 
+# %% [markdown]
+# One dict per profile (printed below); the parameters cell's knobs override its entries. Then the
+# threads, the seed, the device, the output folder and the report that writes metrics.json.
+
+# %%
 NB = "07_genca"
 T0 = time.time()
 PROFILE = config.resolve_profile(profile)
@@ -241,7 +246,12 @@ class MapVAE(nn.Module):
 def kl(mu, logvar):
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean()
 
+# %% [markdown]
+# The expression branch [S, §3.1]: an encoder from the expressive-minus-neutral maps (ΔG, ΔT) to the
+# mean and log-variance of `z_exp`, and the hyper-network `H(z_G, z_T)` that turns the identity
+# latents into one bias map per decoder resolution (R/4, R/2, R).
 
+# %% tags=["export"]
 class ExpressionEncoder(nn.Module):
     """(ΔG, ΔT) (6, R, R) -> (mu, logvar) of z_exp."""
 
@@ -271,7 +281,12 @@ class HyperNet(nn.Module):
         h2 = self.b2(h4)
         return h4, h2, self.b1(h2)
 
+# %% [markdown]
+# The expression decoder adds the identity's bias maps at each resolution,
+# $x_{l+1} = \mathrm{conv}(\mathrm{up}(x_l)) + b_{l+1}$, so one expression code moves each identity's
+# own face; `CAAE` holds the two identity VAEs and the expression branch together.
 
+# %% tags=["export"]
 class ExpressionDecoder(nn.Module):
     """z_exp and the identity's bias maps -> (ΔG, ΔT) (6, R, R): x_{l+1} = conv(up(x_l)) + b_{l+1}."""
 
@@ -348,6 +363,11 @@ def caae_loss(model, data, idx, gen):
     return sum(L.values()), {k: float(v.detach()) for k, v in L.items()}
 
 
+# %% [markdown]
+# The loop: Adam with a one-cycle learning rate, a random batch of identities per step (one
+# generator drives the batches, the expression picks and the VAE samples), then the loss curves.
+
+# %%
 def train_caae(steps_, batch_):
     config.seed_everything(seed)
     model = CAAE(CFG["vae_ch"], CFG["z_ch"], CFG["exp_dim"], RES, d_scale=D_SCALE)
@@ -413,10 +433,7 @@ report.metric("caae_texture_rec_levels_heldout", err_t)
 # neutral geometry [S].
 
 # %% tags=["export"]
-import numpy as np
 from torch import nn
-
-from facelab.synth import uvmaps as UV
 
 
 class TextUNet(nn.Module):
@@ -438,6 +455,17 @@ class TextUNet(nn.Module):
                                         return_dict=False)
             extra = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
         return self.unet(x, t, encoder_hidden_states=tok, class_labels=pooled, **extra)
+
+# %% [markdown]
+# The builders: the UNet (cross-attention to the caption's tokens in all but the first level, the
+# pooled caption added to the time embedding), the ControlNet copied from it [S/R], and the
+# geometry condition of the Table 3 ablation: the normal map $N(G)$ or the displacement from the
+# mean neutral geometry.
+
+# %% tags=["export"]
+import numpy as np
+
+from facelab.synth import uvmaps as UV
 
 
 def make_unet(side, channels=(32, 64), text_dim=384, z_ch=4):
@@ -501,6 +529,12 @@ def train_ldm(model, z0, text, steps_, control=None, params=None, desc="LDM", em
     return model.eval(), losses
 
 
+# %% [markdown]
+# Sampling [S]: DDIM with classifier-free guidance, $\hat\epsilon = \epsilon_\varnothing + w(\epsilon_c -
+# \epsilon_\varnothing)$ with $w$ = `cfg`, from a seeded generator; then GM is trained on the
+# standardised geometry latents of the training identities.
+
+# %%
 def sample_ldm(model, text, control=None, seed_=0, guidance=None, **kw):
     """DDIM + classifier-free guidance; returns standardised latents."""
     model.control = control
@@ -644,6 +678,11 @@ for _ in tqdm(range(CFG["cls_steps"]), desc="attribute classifier", mininterval=
 CLS.eval()
 
 
+# %% [markdown]
+# Attribute agreement and its chance level, $\sum_k \hat p_{pred}(k)\,\hat p_{cap}(k)$ per
+# attribute; first on held-out engine renders, the ceiling a generated avatar can reach here.
+
+# %%
 def predict_attrs(images):
     with torch.no_grad():
         f, outs = CLS(images)
@@ -822,6 +861,11 @@ def aus_from_frames(frames, where="clip"):
     return np.stack(out)
 
 
+# %% [markdown]
+# Driving the first generated avatar three ways: with the code of the engine's happy AUs, with the
+# expression of a training identity, and with the code of no change (the neutral face).
+
+# %%
 happy = np.zeros((1, 20), np.float32)
 happy[0, [4, 9, 16]] = [2.0, 2.6, 1.0]                     # AU06, AU12, AU25: the engine's happy prototype
 ZE_HAPPY = expression_codes_from_aus(happy)
@@ -925,6 +969,12 @@ def edit_local(i, region_uv, new_caption):
     return g, (1 - region) * GEN["normal"][3][i:i + 1] + region * t_edit    # exact outside the region
 
 
+# %% [markdown]
+# Both edits on the first held-out avatar: a global edit to another skin tone (read back by the
+# attribute classifier), and a local edit of a forehead band towards another hair colour, where the
+# texels outside the band must not move.
+
+# %%
 I_EDIT = 0
 old_attrs = ATTR_TE[I_EDIT].copy()
 new_attrs = old_attrs.copy()
@@ -1001,6 +1051,12 @@ class GenAvatar:
         return render(g, (tex[None] * 2 - 1 + dt).clamp(-1, 1), yaw=yaw, res=res)[0].numpy()
 
 
+# %% [markdown]
+# The widget on the first generated avatar, exercised once as a test would: raising the AU12 slider
+# must change the render, a valid description generates a new avatar, an empty one is refused with
+# a message in the status line.
+
+# %%
 AVATAR = GenAvatar(0)
 EDITOR = AE.GenerativeAvatarEditorWidget(AVATAR, size=CFG["render"], description=CAP_TE[0])
 before = EDITOR.refresh()

@@ -84,6 +84,11 @@ from facelab.nn.video_dit import ddim_sample_video, noise_to, video_ddpm_loss
 from facelab.results import Report
 from facelab.synth import dyads as make_dyads
 
+# %% [markdown]
+# One dict per profile (printed below); the parameters cell's knobs override its entries. Then the
+# clip-length check, threads, seed, device, output folder and the report that writes metrics.json.
+
+# %%
 NB = "08_ditailistener"
 T0 = time.time()
 PROFILE = config.resolve_profile(profile)
@@ -286,7 +291,12 @@ class CTMAdapter(nn.Module):
         s = att.shape[-1] // 2
         return att[..., :s] + att[..., s:]
 
+# %% [markdown]
+# DiTaiListener-Gen is the shared `VideoDiT` with a CTM-Adapter in every block. Its conditioning
+# frames are [reference | known frames | known mask]: the reference frame fixes the listener's
+# identity, the known frames (the motion prefix) continue the previous segment.
 
+# %% tags=["export"]
 def listener_dit(channels, size, *, speaker="causal", audio_dim, motion_dim, patch=2, width=64, depth=2, heads=4,
                  window=None, text_dim=None, causal_time=True):
     """DiTaiListener-Gen (and, with ``causal_time=False``, the Edit model's backbone): a VideoDiT whose
@@ -363,8 +373,15 @@ def captions(d):
 
 
 CAP = {"train": captions(TRAIN)}
+print("caption share over window starts:", {c or "(empty)": round(float((CAP["train"] == k).float().mean()), 3)
+                                          for k, c in enumerate(CAPTIONS)})
 
+# %% [markdown]
+# A training batch: (clip, start) pairs, each gathered into the `P` prefix frames (known) and the
+# `L` frames to generate, the speaker's tokens from `H` frames before the segment to its end, and
+# the window's caption, replaced by the empty caption with probability `text_drop`.
 
+# %%
 class Windows(torch.utils.data.Dataset):
     """(clip, start) pairs with start in [lo, T - hi]: the step function gathers the tensors."""
 
@@ -391,6 +408,12 @@ def gen_batch(x_all, idx, starts, text_drop, g):
     return x0, cond, (~known).float()
 
 
+# %% [markdown]
+# Training: the DDPM loss (Ho et al. 2020, Eq. 14) on the generated frames only (`frame_weight`
+# is zero on the prefix), through `facelab.train.fit`; `steps_` is turned into whole epochs over the
+# windows.
+
+# %%
 def train_gen(model, x_all, steps_, batch, desc, text_drop=0.5):
     g = torch.Generator().manual_seed(seed)
     ds = Windows(len(x_all), x_all.shape[1], H, L)
@@ -598,6 +621,12 @@ def edit_cond(x_all, spk, idx, centres, frames):
                 text=TEXT[torch.zeros(n, dtype=torch.long)])
 
 
+# %% [markdown]
+# The Edit model predicts x₀ as a correction of that hint [R]: `HintResidual` wraps the DiT so that
+# its output is added to the hint (the conditioning's frame slot); with the DiT's output layer
+# zeroed, the untrained Edit is exactly the cross-fade.
+
+# %%
 class HintResidual(nn.Module):
     """The Edit's output parameterisation [R]: x0 = hint + f(x_t, t, cond), the hint being the
     conditioning's frame slot (the known frames, and the cross-fade where frames are regenerated).
@@ -618,6 +647,11 @@ class HintResidual(nn.Module):
         return self.dit.adapters()
 
 
+# %% [markdown]
+# Training the Edit on true windows around random centres (loss on the k regenerated frames only),
+# starting from the pixel Gen's weights with the temporal attention made bidirectional.
+
+# %%
 def train_edit(model, x_all, steps_, batch):
     g = torch.Generator().manual_seed(seed + 1)
     ds = Windows(len(x_all), x_all.shape[1], H - int(E_OFF[0]), int(E_OFF[-1]) + 1)
@@ -735,6 +769,12 @@ fit(READOUT, torch.utils.data.TensorDataset(_ro_x, _ro_y),
 READOUT.eval()
 
 
+# %% [markdown]
+# `read_motion` reads every frame of a video with the trained network: the motion (slots the network
+# does not predict stay at the training mean) and its 64-d features for the Fréchet distances. On
+# held-out TRUE frames its R² against the engine's motion says how far the read-back can be trusted.
+
+# %%
 def read_motion(fr):
     """(N, T, H, W, 3) uint8 -> (N, T, 56) motion (inactive slots at the training mean) and (N, T, 64) features."""
     with torch.no_grad():

@@ -36,6 +36,15 @@ def test_pick_profile_table():
         config.pick("paper", table)
 
 
+def test_pick_merges_dict_overrides_into_a_sub_dict():
+    table = {"smoke": {"lr": 0.1, "train": {"epochs": 2, "batch_size": 8}}}
+    cfg = config.pick("smoke", table, train={"epochs": 5, "batch_size": None})
+    assert cfg == {"lr": 0.1, "train": {"epochs": 5, "batch_size": 8}}
+    assert table["smoke"]["train"] == {"epochs": 2, "batch_size": 8}          # the table is not changed
+    assert config.pick("smoke", table, train={"epochs": None})["train"] == {"epochs": 2, "batch_size": 8}
+    assert config.pick("smoke", table, lr={"a": 1})["lr"] == {"a": 1}         # a dict for a plain entry replaces it
+
+
 def test_seed_everything_reproduces_numbers():
     config.seed_everything(7)
     a = (torch.rand(3), np.random.rand(3))

@@ -1,4 +1,5 @@
-"""Notebook hygiene: py:percent twins in sync, outputs stripped, one parameters cell, a check cell.
+"""Notebook hygiene: py:percent twins in sync, outputs stripped, one parameters cell, a check cell,
+code cells short enough to read.
 
 Execution itself: ``make test`` runs every notebook once with papermill, then
 tests/test_executed_notebooks.py reads each executed copy (every check printed True) and the book
@@ -13,11 +14,12 @@ import jupytext
 import nbformat
 import pytest
 
-from facelab import runner
+from facelab import export, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 REQUIRED_PARAMS = {"profile", "data_root", "seed", "out_dir"}
+MAX_CELL_LINES = 40   # a code cell's lines, outside cells tagged `export` (issue 22)
 
 
 def test_there_are_notebooks():
@@ -40,6 +42,19 @@ def test_outputs_stripped(path):
     for i, c in enumerate(nb.cells):
         if c.cell_type == "code":
             assert not c.outputs and c.execution_count is None, f"{path.name} cell {i} has stored output"
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name.startswith("0")], ids=lambda p: p.stem)
+def test_code_cells_are_short_outside_export_cells(path):
+    """A notebook is a paper walkthrough: a code cell holds one step (at most 40 lines), and a longer
+    one is split at its next equation or step with a markdown cell saying what the next part does.
+    Cells tagged ``export`` (a model's classes, written to ``facelab.papers``) may be longer."""
+    nb = nbformat.read(path, as_version=4)
+    long = [(i, len(c.source.splitlines())) for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and export.TAG not in c.metadata.get("tags", [])
+            and len(c.source.splitlines()) > MAX_CELL_LINES]
+    assert not long, (f"{path.name}: code cells over {MAX_CELL_LINES} lines outside `export` cells, as "
+                      f"(cell index, lines): {long}; split each in {path.with_suffix('.py').name}")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -52,11 +52,23 @@ def resolve_profile(profile: str, *, has_gpu: bool | None = None) -> str:
 
 
 def pick(profile: str, table: Mapping[str, Mapping[str, Any]], **overrides: Any) -> dict[str, Any]:
-    """The config dict of ``profile`` from a ``{profile: {...}}`` table, with non-None overrides."""
+    """The config dict of ``profile`` from a ``{profile: {...}}`` table, with non-None overrides.
+
+    A dict override of a key whose entry is a dict (a sub-dict such as ``"train": {...}``, the
+    fields of a ``TrainConfig``) updates a copy of that sub-dict with its own non-None entries, so
+    ``pick(p, table, train={"epochs": epochs})`` changes the epochs only when ``epochs`` is set.
+
+    >>> pick("smoke", {"smoke": {"lr": 0.1, "train": {"epochs": 2, "batch_size": 8}}}, lr=None, train={"epochs": 5})
+    {'lr': 0.1, 'train': {'epochs': 5, 'batch_size': 8}}
+    """
     if profile not in table:
         raise ConfigError(f"profile {profile!r} has no entry here: expected one of {', '.join(table)}")
     cfg = dict(table[profile])
-    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    for k, v in overrides.items():
+        if isinstance(v, Mapping) and isinstance(cfg.get(k), Mapping):
+            cfg[k] = {**cfg[k], **{kk: vv for kk, vv in v.items() if vv is not None}}
+        elif v is not None:
+            cfg[k] = v
     return cfg
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from facelab.nn.video_dit import MaskedCrossAttention, VideoDiT, block_causal_mask, sinusoid
 
 
-# --- notebooks/08_ditailistener.ipynb, cell 12 ---
+# --- notebooks/08_ditailistener.ipynb, cell 14 ---
 class CTMAdapter(nn.Module):
     """Causal Temporal Multimodal adapter: listener tokens (B, T, N, W) attend [audio | motion]
     speaker tokens of times <= their frame's time (``causal``), optionally within ``window`` frames."""
@@ -45,6 +45,7 @@ class CTMAdapter(nn.Module):
         return att[..., :s] + att[..., s:]
 
 
+# --- notebooks/08_ditailistener.ipynb, cell 16 ---
 def listener_dit(channels, size, *, speaker="causal", audio_dim, motion_dim, patch=2, width=64, depth=2, heads=4,
                  window=None, text_dim=None, causal_time=True):
     """DiTaiListener-Gen (and, with ``causal_time=False``, the Edit model's backbone): a VideoDiT whose

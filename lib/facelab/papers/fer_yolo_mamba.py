@@ -18,7 +18,7 @@ from facelab.nn import yolox as Y
 from facelab.nn.scan_orders import ORDER_NAMES, scan_orders
 
 
-# --- notebooks/01_fer_yolo_mamba.ipynb, cell 16 ---
+# --- notebooks/01_fer_yolo_mamba.ipynb, cell 18 ---
 class ABMLP(nn.Module):
     """Attention block with an MLP: s = sigmoid(W3 relu(W2 relu(W1 GAP(x)))), out = x * s."""
 
@@ -47,7 +47,7 @@ class FRM(nn.Module):
         return self.body(x)
 
 
-# --- notebooks/01_fer_yolo_mamba.ipynb, cell 18 ---
+# --- notebooks/01_fer_yolo_mamba.ipynb, cell 20 ---
 class SS2D(nn.Module):
     """2-D selective scan over ``directions`` (default: the 8 routes), VMamba-style.
 
@@ -112,7 +112,7 @@ class SS2D(nn.Module):
         return self.out_proj(y.to(z.dtype) * F.silu(z))
 
 
-# --- notebooks/01_fer_yolo_mamba.ipynb, cell 20 ---
+# --- notebooks/01_fer_yolo_mamba.ipynb, cell 22 ---
 class VSSBlock(nn.Module):
     """FER-YOLO-VSS: [FRM(X_l), X_r + SS2D(LN(X_r))] -> 1x1 conv -> + X. Keeps its channel count.
 

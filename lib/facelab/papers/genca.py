@@ -4,7 +4,7 @@ Do not edit: edit notebooks/07_genca.py (the py:percent twin) and export again.
 """
 
 
-# --- notebooks/07_genca.ipynb, cell 9 ---
+# --- notebooks/07_genca.ipynb, cell 11 ---
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,6 +37,7 @@ def kl(mu, logvar):
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean()
 
 
+# --- notebooks/07_genca.ipynb, cell 13 ---
 class ExpressionEncoder(nn.Module):
     """(ΔG, ΔT) (6, R, R) -> (mu, logvar) of z_exp."""
 
@@ -67,6 +68,7 @@ class HyperNet(nn.Module):
         return h4, h2, self.b1(h2)
 
 
+# --- notebooks/07_genca.ipynb, cell 15 ---
 class ExpressionDecoder(nn.Module):
     """z_exp and the identity's bias maps -> (ΔG, ΔT) (6, R, R): x_{l+1} = conv(up(x_l)) + b_{l+1}."""
 
@@ -107,11 +109,8 @@ class CAAE(nn.Module):
         return d[:, :3] / self.d_scale, d[:, 3:]
 
 
-# --- notebooks/07_genca.ipynb, cell 15 ---
-import numpy as np
+# --- notebooks/07_genca.ipynb, cell 23 ---
 from torch import nn
-
-from facelab.synth import uvmaps as UV
 
 
 class TextUNet(nn.Module):
@@ -133,6 +132,12 @@ class TextUNet(nn.Module):
                                         return_dict=False)
             extra = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
         return self.unet(x, t, encoder_hidden_states=tok, class_labels=pooled, **extra)
+
+
+# --- notebooks/07_genca.ipynb, cell 25 ---
+import numpy as np
+
+from facelab.synth import uvmaps as UV
 
 
 def make_unet(side, channels=(32, 64), text_dim=384, z_ch=4):
@@ -166,7 +171,7 @@ def geometry_condition(g, kind, mean_g, mask):
     raise ValueError(f"geometry condition {kind!r}: expected 'none', 'displacement' or 'normal'")
 
 
-# --- notebooks/07_genca.ipynb, cell 32 ---
+# --- notebooks/07_genca.ipynb, cell 48 ---
 import torch
 
 

@@ -22,6 +22,7 @@ def mlp(i, o, width, depth, act=None):
     return nn.Sequential(*layers)
 
 
+# --- notebooks/06_implicit_morphable_faces.ipynb, cell 12 ---
 class MorphableFace(nn.Module):
     def __init__(self, n_shapes, n_ids, dim=16, width=64, depth=3, tex_res=32, shared_uv=True):
         super().__init__()
@@ -59,7 +60,7 @@ class MorphableFace(nn.Module):
         return F.grid_sample(tex, g, mode="bilinear", padding_mode="border", align_corners=False)[..., 0].transpose(1, 2)
 
 
-# --- notebooks/06_implicit_morphable_faces.ipynb, cell 12 ---
+# --- notebooks/06_implicit_morphable_faces.ipynb, cell 14 ---
 W = {"sdf": 3.0, "surface": 3.0, "normal": 0.1, "eikonal": 0.05, "latent": 1e-3, "colour": 1.0, "uv": 1.0, "cycle": 0.1}
 
 

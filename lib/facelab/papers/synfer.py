@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
-# --- notebooks/03_synfer.ipynb, cell 33 ---
+# --- notebooks/03_synfer.ipynb, cell 38 ---
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 
@@ -57,7 +57,7 @@ class DecoupledCrossAttnProcessor(nn.Module):
         return out / attn.rescale_output_factor
 
 
-# --- notebooks/03_synfer.ipynb, cell 35 ---
+# --- notebooks/03_synfer.ipynb, cell 40 ---
 def install_decoupled_attention(unet, n_extra: int, scale: float = 1.0) -> nn.ModuleList:
     """Freeze ``unet`` and give every cross-attention (``attn2``) a decoupled AU branch; return the new modules."""
     unet.requires_grad_(False)
