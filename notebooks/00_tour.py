@@ -159,6 +159,18 @@ else:
     print(f"no {realism.RESULTS.name} yet: run python -m facelab.synth.realism --json {realism.RESULTS}")
 
 # %% [markdown]
+# What the critics see: engine faces exactly as `realism` renders them (48 px grey, framed like
+# FER2013's crops), one row per basic expression. FER2013's own images are not shown here: the
+# dataset is research-only and never enters the repository.
+
+# %%
+x_fer, y_fer = realism.synthetic_fer(7 * 24, seed=5)
+rows = [x_fer[y_fer == k][:10] for k in range(len(config.BASIC7))]
+viz.savefig(viz.image_grid([im for r in rows for im in r], [config.BASIC7[k] if j == 0 else ""
+                                                            for k, r in enumerate(rows) for j in range(len(r))],
+                           ncols=10), OUT, "realism_contact_sheet")
+
+# %% [markdown]
 # ## Results
 # Every notebook ends with a table of our numbers beside the paper's, and `metrics.json` for
 # `make run`'s summary in `figures/RESULTS.md`.

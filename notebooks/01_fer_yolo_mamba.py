@@ -67,7 +67,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facelab.nn import selective_scan
-from facelab.nn import yolox as Y
+from facelab.nn import yolox
 from facelab.nn.scan_orders import ORDER_NAMES, scan_orders
 
 # %%
@@ -254,8 +254,8 @@ else:
 
 # %%
 MAX_OBJ = 8 if CFG["max_faces"] is None else max(4, CFG["max_faces"])
-train_ds = Y.LetterboxDetection(train_src, CFG["size"], MAX_OBJ)
-val_ds = Y.LetterboxDetection(val_src, CFG["size"], MAX_OBJ)
+train_ds = yolox.LetterboxDetection(train_src, CFG["size"], MAX_OBJ)
+val_ds = yolox.LetterboxDetection(val_src, CFG["size"], MAX_OBJ)
 report = Report("01_fer_yolo_mamba", profile=PROFILE, dataset=DATASET, out_dir=OUT)
 report.record_caps(epochs=epochs, max_train=max_train, max_eval=max_eval, width=width, image_size=image_size,
                    train_budget_s=train_budget_s, threads=threads)
@@ -448,14 +448,14 @@ def build_detector(kind: str, width: float = 0.5, depth: float = 0.33, num_class
     """``"vss"``: FER-YOLO-Mamba (VSS blocks in the PAFPN); ``"csp"``: the YOLOX baseline."""
     if kind not in ("vss", "csp"):
         raise ValueError(f"kind must be 'vss' or 'csp', got {kind!r}")
-    bb = Y.CSPDarknet(depth, width)
+    bb = yolox.CSPDarknet(depth, width)
     if kind == "vss":
         def make_layer(cin, cout, n):       # a VSS block keeps its channels; the neck adapts to it
             return VSSBlock(cin, d_state=d_state, backend=backend)
     else:
-        make_layer = Y.csp_layer
-    neck = Y.PAFPN(bb.out_channels, depth, make_layer)
-    return Y.YOLOX(bb, neck, Y.YOLOXHead(num_classes, neck.out_channels, hidden=int(256 * width)), strides=(8, 16, 32))
+        make_layer = yolox.csp_layer
+    neck = yolox.PAFPN(bb.out_channels, depth, make_layer)
+    return yolox.YOLOX(bb, neck, yolox.YOLOXHead(num_classes, neck.out_channels, hidden=int(256 * width)), strides=(8, 16, 32))
 
 
 # %% [markdown]
@@ -560,9 +560,9 @@ def scan_flops(model, size):
 models = {"vss": make("vss"), "csp": make("csp")}
 cost = {}
 for kind, m in models.items():
-    conv_flops = Y.count_flops(m, 320)
+    conv_flops = yolox.count_flops(m, 320)
     sf = scan_flops(m, 320)
-    cost[kind] = {"params_M": Y.count_params(m) / 1e6, "gflops_320": (conv_flops + sf) / 1e9, "scan_gflops_320": sf / 1e9}
+    cost[kind] = {"params_M": yolox.count_params(m) / 1e6, "gflops_320": (conv_flops + sf) / 1e9, "scan_gflops_320": sf / 1e9}
     print(f"{kind}: {cost[kind]['params_M']:.2f} M parameters, {cost[kind]['gflops_320']:.2f} GFLOPs at 320x320 "
           f"(of which selective scans {sf / 1e9:.3f}); width {CFG['width']}")
 with torch.no_grad():
@@ -587,7 +587,7 @@ report.check("head_maps_match_strides", [s[-1] for s in shapes] == [40, 20, 10])
 def train_detector(model, desc):
     steps_per_epoch = max(1, len(train_ds) // CFG["train"]["batch_size"])
     ema = EMA(model, CFG["ema_decay"], ramp="exp", tau=CFG["ema_tau"])  # YOLOX's ramp
-    loss_fn = Y.YOLOXLoss(NC, model.strides)
+    loss_fn = yolox.YOLOXLoss(NC, model.strides)
     gen = torch.Generator().manual_seed(seed)
     aug_epochs = int(round(CFG["aug_frac"] * CFG["train"]["epochs"]))
     state = {"epoch": 0}
@@ -599,7 +599,7 @@ def train_detector(model, desc):
         images, targets = batch
         x = images.float() / 255.0
         if state["epoch"] < aug_epochs:
-            x, targets = Y.augment_batch(x, targets, gen, mosaic=CFG["mosaic"], mixup=CFG["mixup"])
+            x, targets = yolox.augment_batch(x, targets, gen, mosaic=CFG["mosaic"], mixup=CFG["mixup"])
         if x.is_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         loss, logs = loss_fn(m(x), targets)
@@ -629,7 +629,7 @@ def detect(model, ds, batch=32):
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if DEVICE.type == "cuda" else torch.autocast("cpu", enabled=False)
         with amp:
             outs = model(x)
-        dets += Y.postprocess(outs, model.strides, CFG["conf"], CFG["nms"])
+        dets += yolox.postprocess(outs, model.strides, CFG["conf"], CFG["nms"])
         for _, t in items:
             t = t[t[:, 0] >= 0]
             gts.append((t[:, 1:].numpy(), t[:, 0].long().numpy()))
@@ -729,7 +729,7 @@ for kind in ("vss", "csp"):
         reps = 3 if DEVICE.type == "cpu" else 30
         for vname, kw in variants.items():
             try:
-                speed[(kind, bs, vname)] = Y.throughput(make(kind).to(DEVICE), size, bs, reps=reps, warmup=1, **kw)
+                speed[(kind, bs, vname)] = yolox.throughput(make(kind).to(DEVICE), size, bs, reps=reps, warmup=1, **kw)
             except Exception as e:  # a path that cannot run here (e.g. graph capture) is reported, not fatal
                 print(f"{kind} batch {bs} {vname}: not measured ({type(e).__name__}: {e})")
 for (kind, bs, vname), v in speed.items():

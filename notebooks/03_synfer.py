@@ -85,8 +85,9 @@ from tqdm.auto import tqdm
 
 from facelab import config, metrics, viz
 from facelab.metrics_gen import frechet_distance
-from facelab.nn import diffusion as D
+from facelab.nn import diffusion
 from facelab.nn.ema import EMA
+from facelab.nn.augment import random_hflip
 from facelab.nn.backbones import fer_classifier
 from facelab.results import Report
 from facelab.train import TrainConfig, fit
@@ -487,17 +488,17 @@ if PROFILE == "paper":
 else:
     CTX_DIM = text_enc.DIM
     lat_side = CFG["size"] // F_LAT
-    unet = D.small_unet(lat_side, F_LAT * F_LAT, cross_attention_dim=CTX_DIM, **CFG["unet"])
+    unet = diffusion.small_unet(lat_side, F_LAT * F_LAT, cross_attention_dim=CTX_DIM, **CFG["unet"])
 
     def encode_images(x):
-        return D.to_latent(x, F_LAT)
+        return diffusion.to_latent(x, F_LAT)
 
     def decode_latents(z):
-        return D.from_latent(z, F_LAT).clamp(0, 1)
+        return diffusion.from_latent(z, F_LAT).clamp(0, 1)
 
 
 # %%
-sched = D.noise_scheduler()
+sched = diffusion.noise_scheduler()
 print(f"UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters, "
       f"{sum(p.numel() for p in unet.parameters() if p.requires_grad) / 1e6:.2f} M trainable")
 
@@ -526,7 +527,7 @@ class DiffusionLoss(nn.Module):
         return ctx
 
     def forward(self, z0, cap_idx, aus=None):
-        return D.ddpm_loss(self.unet, sched, z0, self.context(cap_idx, aus), prediction=CFG["prediction"],
+        return diffusion.ddpm_loss(self.unet, sched, z0, self.context(cap_idx, aus), prediction=CFG["prediction"],
                            timestep_sampling=CFG["t_sampling"], uniform_frac=CFG["uniform_frac"])
 
 
@@ -538,7 +539,7 @@ class DiffusionLoss(nn.Module):
 # its noise (v-prediction in smoke, through an ε view for the sampler).
 
 # %%
-EPS_MODEL = unet if CFG["prediction"] == "epsilon" else D.EpsView(unet, sched, CFG["prediction"])
+EPS_MODEL = unet if CFG["prediction"] == "epsilon" else diffusion.EpsView(unet, sched, CFG["prediction"])
 
 
 def diffusion_step(model, batch):
@@ -729,8 +730,8 @@ def train_classifier(x, y, *, width, seed_, epochs, n_out=None, regress=False, d
 
     def step(model, batch):
         xb, yb = batch
-        flip = torch.rand(len(xb), device=xb.device) < 0.5
-        xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb) if not regress else xb
+        flipped = random_hflip(xb)  # drawn for the regressor too: the same random stream as measured
+        xb = xb if regress else flipped
         out = model(xb)
         if regress:
             return F.mse_loss(out, yb), {}
@@ -826,7 +827,7 @@ else:
 # 0.67; both at λ = 0.5): a stronger CFG exaggerates the expression and narrows the samples.
 
 # %%
-TS = D.timesteps(sched, CFG["steps"])
+TS = diffusion.timesteps(sched, CFG["steps"])
 LAT_SHAPE = tuple(Z_TR.shape[1:])
 NULL_AU = torch.zeros(1, N_AU)
 
@@ -836,9 +837,9 @@ def ddim_step_clipped(x, eps, t, t_next):
     re-derived from it (as DDPM and diffusers' ``clip_sample`` do). Early, high-noise predictions of a
     small model are far outside the range; the 1/sqrt(abar_t) of x0_hat would amplify them into noise."""
     if not CFG["clip_x0"]:
-        return D.ddim_step(sched, x, eps, t, t_next)
+        return diffusion.ddim_step(sched, x, eps, t, t_next)
     ab = float(sched.alphas_cumprod[t])
-    x0 = D.predict_x0(sched, x, eps, t).clamp(-1, 1)
+    x0 = diffusion.predict_x0(sched, x, eps, t).clamp(-1, 1)
     eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)
     return _from_x0(x0, eps, t_next)
 
@@ -860,7 +861,7 @@ def start_latents(b, refs, txt, au_tok, g):
     start = CFG["start_index"]
     z_ref = encode_images(refs).to(DEVICE)
     if CFG["start"] == "invert":
-        return start, D.ddim_invert(EPS_MODEL, sched, z_ref, torch.cat([txt, au_tok], 1), steps=CFG["steps"],
+        return start, diffusion.ddim_invert(EPS_MODEL, sched, z_ref, torch.cat([txt, au_tok], 1), steps=CFG["steps"],
                                     stop_index=start)
     ab = sched.alphas_cumprod[TS[start]]
     return start, ab.sqrt() * z_ref + (1 - ab).sqrt() * torch.randn(z_ref.shape, generator=g).to(DEVICE)
@@ -879,7 +880,7 @@ def guidance_step(emb, x, t, au_tok, labels, guide, lam):
     with torch.enable_grad(), AMP:
         tt = torch.full((b,), t, device=DEVICE, dtype=torch.long)
         eps_c = EPS_MODEL(x, tt, encoder_hidden_states=torch.cat([emb, au_tok], 1)).sample.float()
-        x0 = D.predict_x0(sched, x, eps_c, t)
+        x0 = diffusion.predict_x0(sched, x, eps_c, t)
         loss = F.cross_entropy(guide(decode_latents(x0)).float(), labels.to(DEVICE), reduction="sum")
         (grad,) = torch.autograd.grad(loss, emb)
     norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1)
@@ -921,7 +922,7 @@ def generate(labels, aus, *, seed_: int, guided: bool = True, refs=None, lam=Non
             emb, loss_i = guidance_step(emb, x, t, au_tok, labels, guide, lam)
             losses.append(loss_i)
         with torch.no_grad(), AMP:
-            eps = D.cfg_eps(EPS_MODEL, x, t, torch.cat([emb, au_tok], 1), uncond, cfg).float()
+            eps = diffusion.cfg_eps(EPS_MODEL, x, t, torch.cat([emb, au_tok], 1), uncond, cfg).float()
             x = ddim_step_clipped(x, eps, t, t_next)
     with torch.no_grad():
         return decode_latents(x).float().cpu(), losses

@@ -251,7 +251,7 @@ print("held-out classes:", OPEN_CLASSES)
 # Synthetic splits are rendered alike and are used as they are.
 
 # %%
-from facelab import data as D, synth
+from facelab import data as readers, synth
 
 
 def synthetic_splits(eval_split_):
@@ -276,13 +276,13 @@ def synthetic_splits(eval_split_):
 
 def real_split(name, split):
     """A real split as RGB uint8 faces; with max_per_class, the first that many of every class (file order)."""
-    ds = D.open("rafdb", ROOT, split) if name == "RAF-DB" else D.open("fer2013", ROOT, split, mode="RGB")
+    ds = readers.open("rafdb", ROOT, split) if name == "RAF-DB" else readers.open("fer2013", ROOT, split, mode="RGB")
     img, lab = ds.as_arrays()
     img, lab = np.asarray(img), np.asarray(lab, np.int64)
     if img.ndim == 3:
         img = np.repeat(img[..., None], 3, -1)
     if max_per_class is not None:
-        keep = D.per_class_subset(lab, max_per_class)
+        keep = readers.per_class_subset(lab, max_per_class)
         img, lab = img[keep], lab[keep]
     return img, lab
 

@@ -83,7 +83,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from facelab import config, data as D, faces, metrics, synth, viz
+from facelab import config, data as readers, faces, metrics, synth, viz
 from facelab.config import BASIC7, EXPRESSIONS
 from facelab.faces import AU_CODEBOOK, au_heatmap
 from facelab.nn.backbones import fer_classifier
@@ -183,12 +183,12 @@ def synth_split(n, seed_):
 
 def read_real(name, root, split, limit=None, seed_=0):
     """A real dataset split as RGB uint8 faces at CFG['size'], canonical labels in BASIC7."""
-    from facelab import data as D
+    from facelab import data as readers
 
     extra = {"affectnet": {"num_classes": 7}, "fer2013": {"mode": "RGB"}}.get(name, {})
-    ds = D.open(name, root, None if name in ("ckplus", "ck48") else split, **extra)
+    ds = readers.open(name, root, None if name in ("ckplus", "ck48") else split, **extra)
     # contempt (CK+, AffectNet-8) is not a class here: keep the canonical ids below K
-    x, y = D.load_arrays(ds, CFG["size"], classes=range(K), limit=limit, seed=seed_, desc=f"{name}:{split}")
+    x, y = readers.load_arrays(ds, CFG["size"], classes=range(K), limit=limit, seed=seed_, desc=f"{name}:{split}")
     return {"x": x, "y": y, "name": f"{name}:{split}"}
 
 
@@ -220,7 +220,7 @@ else:
     train_split = {"fer2013": "train", "rafdb": "train", "affectnet": "train"}[DATASET]
     full = read_real(DATASET, ROOT, train_split, limit=max_train, seed_=seed)
     # Validation = a stratified 10% of train (checkpoint selection never sees the test split).
-    vidx, _ = D.stratified_split(full["y"], 0.1, seed)
+    vidx, _ = readers.stratified_split(full["y"], 0.1, seed)
     vmask = np.zeros(len(full["y"]), bool)
     vmask[vidx] = True
     TRAIN = {"x": full["x"][~vmask], "y": full["y"][~vmask]}

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facelab.nn import selective_scan
-from facelab.nn import yolox as Y
+from facelab.nn import yolox
 from facelab.nn.scan_orders import ORDER_NAMES, scan_orders
 
 
@@ -145,11 +145,11 @@ def build_detector(kind: str, width: float = 0.5, depth: float = 0.33, num_class
     """``"vss"``: FER-YOLO-Mamba (VSS blocks in the PAFPN); ``"csp"``: the YOLOX baseline."""
     if kind not in ("vss", "csp"):
         raise ValueError(f"kind must be 'vss' or 'csp', got {kind!r}")
-    bb = Y.CSPDarknet(depth, width)
+    bb = yolox.CSPDarknet(depth, width)
     if kind == "vss":
         def make_layer(cin, cout, n):       # a VSS block keeps its channels; the neck adapts to it
             return VSSBlock(cin, d_state=d_state, backend=backend)
     else:
-        make_layer = Y.csp_layer
-    neck = Y.PAFPN(bb.out_channels, depth, make_layer)
-    return Y.YOLOX(bb, neck, Y.YOLOXHead(num_classes, neck.out_channels, hidden=int(256 * width)), strides=(8, 16, 32))
+        make_layer = yolox.csp_layer
+    neck = yolox.PAFPN(bb.out_channels, depth, make_layer)
+    return yolox.YOLOX(bb, neck, yolox.YOLOXHead(num_classes, neck.out_channels, hidden=int(256 * width)), strides=(8, 16, 32))
