@@ -7,6 +7,9 @@ import pytest
 
 from facelab.config import torch_threads
 
+# tests/browser_lab.py is a helper module, not a test file: its asserts get pytest's messages too.
+pytest.register_assert_rewrite("browser_lab")
+
 
 @pytest.fixture
 def one_torch_thread():

@@ -1,19 +1,18 @@
 """The listener player (notebook 08) in a real browser: JupyterLab on loopback, Debian's Chromium.
 
-Same recipe and helpers as ``test_widget_browser.py``: a copy of notebook 08, only its widget cell
-is run (self-contained: it loads ``runs/08_ditailistener/<profile>/player_clips.npz`` when a run
-left it, else engine dyads), the frame scrubber is moved with the keyboard, and the frame ``<img>``
-must change. The screenshot goes to ``figures/08_ditailistener/widget_browser.png``.
+Same recipe as ``test_widget_browser.py`` (:func:`browser_lab.widget_in_lab`): a copy of notebook
+08, only its widget cell is run (self-contained: it loads
+``runs/08_ditailistener/<profile>/player_clips.npz`` when a run left it, else engine dyads), the
+frame scrubber is moved with the keyboard, and the frame ``<img>`` must change. The screenshot goes
+to ``figures/08_ditailistener/widget_browser.png``.
 """
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from test_widget_browser import CHROMIUM, ROOT, _image_bytes
-from test_widget_browser_genca import _widget_in_lab
+from browser_lab import ROOT, SKIP_NO_CHROMIUM, image_bytes, wait_img_changed, widget_in_lab
 
 NB = ROOT / "notebooks" / "08_ditailistener.ipynb"
 WIDGET_CELL = "ListenerPlayerWidget.from_run"
@@ -21,11 +20,10 @@ WIDGET_CELL = "ListenerPlayerWidget.from_run"
 pytestmark = pytest.mark.browser
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed "
-                    "(apt-get install -y chromium; .ci/run does it)")
+@SKIP_NO_CHROMIUM
 def test_scrubbing_changes_the_listener_frame(tmp_path):
-    with _widget_in_lab(tmp_path, NB.name, None, WIDGET_CELL, copy_from=NB) as (page, cell, img, notes):
-        before_src, before = img.get_attribute("src"), _image_bytes(img)
+    with widget_in_lab(tmp_path, NB.name, None, WIDGET_CELL, copy_from=NB) as (page, cell, img, notes):
+        before_src, before = img.get_attribute("src"), image_bytes(img)
         assert before[:8] == list(b"\x89PNG\r\n\x1a\n"), "the frame panel is not a PNG"
         label = cell.locator(".widget-label", has_text="frame 1/").first
         assert label.count() == 1, "the frame label does not show frame 1"
@@ -34,9 +32,8 @@ def test_scrubbing_changes_the_listener_frame(tmp_path):
         handle.focus()
         for _ in range(5):       # scrub five frames forward with the keyboard
             page.keyboard.press("ArrowRight")
-        page.wait_for_function("([el, src]) => el.src !== src && el.complete && el.naturalWidth > 0",
-                               arg=[img.element_handle(), before_src], timeout=60_000)
-        after = _image_bytes(img)
+        wait_img_changed(page, img, before_src)
+        after = image_bytes(img)
         assert after != before, "the frame image bytes did not change after scrubbing"
         page.wait_for_function("el => /frame 6\\//.test(el.innerText)",
                                arg=cell.locator(".widget-label", has_text=re.compile(r"frame \d+/\d+")).first
