@@ -139,12 +139,15 @@ else:
 
 # %% [markdown]
 # ## How real do the engine's expressions look?
-# `python -m facelab.synth.realism --critic-cache DIR --json facelab/synth/realism_results.json`
-# (needs FER2013 at `$FACELAB_DATA/fer2013`, ~20 CPU-minutes with cached critics) trains two
-# real-face critics (a SmallCNN on FER2013 train, a plain CNN on publictest) and a CNN on
-# engine faces, and stores per-class recall of every direction (derived numbers only, no
-# images). `r->s held` (real-trained held-out critic on engine faces) and `s->r pub`
-# (engine-trained CNN on FER2013 publictest) are the two numbers that say how real they are.
+# `python -m facelab.synth.realism --critic-cache DIR --json lib/facelab/synth/realism_results.json`
+# (needs FER2013 at `$FACELAB_DATA/fer2013`; training the two real-face critics once takes ~35
+# CPU-minutes, after that a run takes ~1 minute) trains two real-face critics of different
+# architecture, seed and data (a SmallCNN on FER2013 train -- the one the engine was tuned
+# against -- and a plain CNN on publictest, the held-out one), and a CNN on engine faces, and
+# stores per-class recall of every direction (derived numbers only, no images). `r->s held`
+# (the held-out critic on engine faces) and `s->r pub` (the engine-trained CNN on FER2013
+# publictest) are the two numbers that say how real the engine's expressions are; `r->r`
+# columns are the critics on real faces they never saw, the ceiling.
 
 # %%
 import json

@@ -33,7 +33,7 @@ def _brute_force_distance(face, q):
     return np.sqrt(((cp - q[:, None]) ** 2).sum(-1)).min(1)
 
 
-@pytest.mark.parametrize("expression", ["neutral", "surprise", "anger", "contempt"])
+@pytest.mark.parametrize("expression", ["neutral", "surprise", "fear", "disgust", "anger", "contempt"])
 def test_closed_face_is_watertight(expression):
     f = closed_face(identity=5, expression=expression)
     assert set(f.edge_counts().tolist()) == {2}          # every edge shared by exactly two triangles
