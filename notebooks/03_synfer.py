@@ -201,11 +201,12 @@ report.record_caps(max_train=max_train, max_test=max_test, diffusion_epochs=diff
 # For real photographs the paper ran OpenGraphAU; we estimate AUs from landmarks by inverting
 # py-feat's AU-to-mesh model (`facelab.faces.estimate_aus`). That is an **estimate**, not a detector.
 #
-# **Sharpness.** Our FER2013 copy has a heavily blurred *train* split and a sharp *publictest* split.
-# Every model here learns from train (and the generator copies its blur), then is tested on
-# publictest, so demo numbers include a blur shift. We do not sharpen or blur anything; we print
-# the median variance of the Laplacian per split (and warn when train is under half of test's),
-# and store both in the results so a reader can see the gap.
+# **Sharpness.** An earlier FER2013 copy here had a heavily blurred *train* split; it was rebuilt
+# sharp (median variance of the Laplacian ~1,600, publictest ~1,990). Every model learns from
+# train (and the generator copies whatever blur it has), then is tested on publictest, so a blurred
+# copy would put a blur shift into every number. We do not sharpen or blur anything; we print the
+# median variance of the Laplacian per split (and warn when train is under half of test's), and
+# store both in the results so a reader can see any gap.
 
 # %%
 from facelab.mesh import AU_NAMES
@@ -288,8 +289,8 @@ if CFG["threads"]:
     torch.set_num_threads(CFG["threads"])       # the renderer may have changed torch's thread count
 x_tr, y_tr, au_tr = REAL["train"]
 x_te, y_te, _ = REAL["test"]
-# Image sharpness per split: our copy of FER2013's *train* split is heavily blurred while publictest is
-# sharp. A generator trained on blurred faces makes blurred faces; we report the gap rather than hide it.
+# Image sharpness per split: a generator trained on blurred faces makes blurred faces, so a blurred
+# train split (as an earlier copy of FER2013 here had) would show up as a gap; we report it rather than hide it.
 from facelab.data import median_sharpness
 
 SHARP = {"train": median_sharpness(x_tr, n=None), "test": median_sharpness(x_te, n=None)}
@@ -1190,6 +1191,28 @@ report.check("synthetic_only_classifier_learns", DOWN["synthetic_1x"] > 1.5 / K)
 # Inception-FID; generation baselines from its Table 1: SD 88.40 FID / 20.06 % FER accuracy,
 # FineFace 74.61 / 38.05 %, SynFER 16.32 / 55.14 %. A smoke run is a check that every part learns,
 # never a reproduction; our FD is in FER-classifier features, not Inception.
+#
+# **FER2013 on a 2-core CPU (demo profile with CPU caps, 2026-12-06, 41 min while two other jobs
+# ran).** Caps: `max_train=2000 max_test=1400 diffusion_epochs=12 unet_channels=[32,64,128]
+# sampling_steps=12 adapter_epochs=2 classifier_epochs=8 n_au_real=1000 n_down=300
+# synth_multipliers=[1,2] threads=1`; train -> publictest (sharp train split, median Laplacian
+# variance 1,637 vs 2,043).
+#
+# | metric | ours, FER2013 CPU caps | paper (AffectNet, SD 1.5) |
+# |---|---|---|
+# | real-face classifiers (guide / eval) on publictest | 0.281 / 0.274 | - |
+# | eval classifier on generated faces (7 classes, chance 0.143) | 0.152 (happy 0.98, every other class <= 0.06) | 55.14 % |
+# | FD, eval-classifier features, real vs generated (real vs real) | 0.163 (0.160) | 16.32 (Inception FID) |
+# | downstream (a) real / (b) synthetic 1x / (c) 2x / (d) real + synthetic, n_down 300 | 0.265 / 0.265 / 0.265 / 0.265 | 67.23 % (synthetic 1x) |
+# | AU control: pairs moved up (brow raise, brow lower, smile, jaw drop) | 0 / 0 / 0 / 0 | - |
+#
+# What it shows: at these caps nothing here is a result about SynFER. The diffusion model got 96
+# optimiser steps (2,000 faces in batches of 256 for 12 epochs): its loss fell from 0.69 to 0.23,
+# but every generated face reads as *happy*, so the generated set carries no class information
+# and the AU edits move nothing. The downstream classifiers, trained on 300 faces, all predict the
+# most common class (0.265 is publictest's happy share in these 1,400 faces), so (a)-(d) cannot
+# differ. Two checks fail, as they should. The next CPU attempt needs many more, smaller steps
+# (batch 32-64 rather than 256) and n_down >= 2,000; the real numbers need the GPU demo.
 
 # %%
 report.metric("wall_s_notebook", time.time() - T0)
