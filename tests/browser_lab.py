@@ -39,6 +39,15 @@ SKIP_NO_CHROMIUM = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debia
                                       "(apt-get install -y chromium; .ci/run does it)")
 
 
+def fresh_chromium(playwright, folder: Path, viewport: dict):
+    """Debian's Chromium with a new profile, HOME and XDG folders under ``folder`` (nothing left
+    on this machine by an earlier run can change what it shows); returns the persistent context."""
+    env = dict(os.environ, HOME=str(folder / "home"), XDG_CONFIG_HOME=str(folder / "xdg-config"),
+               XDG_CACHE_HOME=str(folder / "xdg-cache"))
+    return playwright.chromium.launch_persistent_context(str(folder / "chromium-profile"), executable_path=CHROMIUM,
+                                                         args=ARGS, headless=True, env=env, viewport=viewport)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -235,11 +244,7 @@ def widget_in_lab(tmp_path, nb_name: str, source: str | None, marker: str, copy_
         assert kernel in specs, (f"the notebook's kernel {kernel!r} is not installed (found {sorted(specs)}); "
                                  "run `python -m facelab kernel`")
         with sync_api.sync_playwright() as p:
-            browser_env = dict(os.environ, HOME=str(fresh / "home"), XDG_CONFIG_HOME=str(fresh / "xdg-config"),
-                               XDG_CACHE_HOME=str(fresh / "xdg-cache"))
-            ctx = p.chromium.launch_persistent_context(
-                str(fresh / "chromium-profile"), executable_path=CHROMIUM, args=ARGS, headless=True,
-                env=browser_env, viewport={"width": 1500, "height": 1100})
+            ctx = fresh_chromium(p, fresh, {"width": 1500, "height": 1100})
             try:
                 page = ctx.pages[0] if ctx.pages else ctx.new_page()
                 page.on("console", lambda m: notes.append(f"console {m.type}: {m.text}"[:500]))

@@ -12,9 +12,7 @@ from its CDN, which is not an internal link and not checked.
 from __future__ import annotations
 
 import functools
-import os
 import re
-import shutil
 import threading
 import urllib.error
 import urllib.parse
@@ -24,15 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from browser_lab import CHROMIUM, fresh_chromium
 from facelab import book
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "build" / "book" / "html"
 SHOTS = ROOT / "figures" / "book"
 SCREENSHOT_NOTEBOOK = "05_au_guided_fer"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--no-default-browser-check", "--disable-dev-shm-usage"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.executed]
 
@@ -86,11 +82,7 @@ def test_every_page_loads_its_images_and_internal_links(site, tmp_path):
     n_images = n_links = 0
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
-        env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "xdg-config"),
-                   XDG_CACHE_HOME=str(tmp_path / "xdg-cache"))
-        ctx = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, args=ARGS, headless=True,
-            env=env, viewport={"width": 1400, "height": 1000})
+        ctx = fresh_chromium(p, tmp_path, {"width": 1400, "height": 1000})
         try:
             page = ctx.pages[0] if ctx.pages else ctx.new_page()
             for rel in pages:
