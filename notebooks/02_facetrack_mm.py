@@ -64,7 +64,10 @@ judge = "rules"       # AutoDQ / TEM judge and extractor: rules, or llm with jud
 judge_model = None    # a local transformers model folder, used when judge is llm
 lm_path = None        # paper: a local causal LM folder (transformers)
 lm_check = None       # run one SmolLM2 + LoRA step here (None: only in demo; it loads a 135M model)
+lm_layers = None      # CPU cap: keep only the first k decoder layers of the HF LM (None: all 30 of SmolLM2)
+real_clips = None     # real talking-face videos to caption, a list of paths (None: 3 from FACELAB_DATA/video)
 epochs = None
+batch_size = None
 n_train = None
 n_test = None
 threads = None        # CPU threads for torch (None: 1 in smoke)
@@ -107,7 +110,7 @@ CFG = config.pick(PROFILE, {
     "paper": {"n_train": 4000, "n_test": 400, "frames": 17, "canvas": 160, "main_size": 72, "distractor_size": 48,
               "global_px": 64, "face_px": 48, "face_tokens": 16, "vit_dim": 192, "enc_epochs": 8, "lm": "local",
               "lm_dim": None, "epochs": 10, "batch_size": 8, "lr": 2e-4, "threads": None},
-}, n_train=n_train, n_test=n_test, epochs=epochs, face_tokens=face_tokens, threads=threads)
+}, n_train=n_train, n_test=n_test, epochs=epochs, batch_size=batch_size, face_tokens=face_tokens, threads=threads)
 if CFG["threads"]:
     torch.set_num_threads(CFG["threads"])   # one thread beats two fighting on a small shared CPU
 rng = config.seed_everything(seed)
@@ -117,7 +120,8 @@ RUN = config.run_dir(NB, PROFILE)
 print(f"profile {PROFILE} | device {DEVICE} | figures -> {OUT}")
 print(CFG)
 report = Report(NB, profile=PROFILE, dataset="synth scene clips" if data_root is None else "FEC-Bench", out_dir=OUT)
-report.record_caps(n_train=n_train, n_test=n_test, epochs=epochs, face_tokens=face_tokens, threads=threads)
+report.record_caps(n_train=n_train, n_test=n_test, epochs=epochs, batch_size=batch_size, face_tokens=face_tokens,
+                   threads=threads, lm_layers=lm_layers)
 
 # %% [markdown]
 # Two knobs have a fixed set of values, and a wrong one stops here with one line: the face
@@ -584,10 +588,13 @@ class HFCodec:
 
 # %%
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+_HF_BASE = {}   # path -> (tokenizer, base LM): de-quantizing the GGUF once, not once per model
 
 
 def load_hf_lm(path=None):
     """SmolLM2-135M-Instruct (facelab asset, GGUF) or a local transformers LM, wrapped with LoRA."""
+    import copy
+
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -599,12 +606,21 @@ def load_hf_lm(path=None):
         path = gguf.parent
     else:
         kw = {"local_files_only": True}
-    tok = AutoTokenizer.from_pretrained(str(path), **kw)
-    lm = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, **kw)
+    if str(path) not in _HF_BASE:
+        _HF_BASE[str(path)] = (AutoTokenizer.from_pretrained(str(path), **kw),
+                               AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, **kw))
+    tok, lm = _HF_BASE[str(path)]
+    lm = copy.deepcopy(lm)
+    if lm_layers is not None:   # a CPU cap: the first k decoder layers, then the final norm and head
+        n = len(lm.model.layers)
+        if not 1 <= lm_layers <= n:
+            raise config.ConfigError(f"lm_layers={lm_layers!r}: expected 1..{n} (the LM has {n} decoder layers)")
+        lm.model.layers = lm.model.layers[:lm_layers]
+        lm.config.num_hidden_layers = lm_layers
     lora = LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
     return get_peft_model(lm, lora), HFCodec(tok)
 
-
+# %%
 def build_lm(kind):
     if kind == "tiny":
         codec = WordCodec(TRAIN.captions + INSTRUCTIONS)
@@ -726,7 +742,8 @@ def generate(model, data, batch=32, max_new=80):
     for a in range(0, len(data[0]), batch):
         gt, ft_, ii, im = (x[a:a + batch].to(DEVICE) for x in data[:4])
         pre, pmask, _ = model.to(DEVICE).prefix(gt, ft_, ii, im)
-        ids = greedy_decode(model.lm, pre, pmask, bos_id=CODEC.bos, eos_id=CODEC.eos, max_new_tokens=max_new)
+        ids = greedy_decode(model.lm, pre, pmask, bos_id=CODEC.bos, eos_id=CODEC.eos, max_new_tokens=max_new,
+                            use_cache=LM_KIND != "tiny")
         out += [CODEC.decode(s) for s in ids]
     return out
 
@@ -778,6 +795,83 @@ report.save()
 report.table()
 
 # %% [markdown]
+# ### Captions of real clips (qualitative)
+#
+# Both trained models caption three real talking-face clips (`real_clips`, else the first three
+# of `FACELAB_DATA/video`): the first 17 frames at 4 fps, MTCNN detections on every frame, the
+# same tracker, main-character rule and face tube, the same frozen encoder, the first
+# instruction. **Both models were trained on synthetic clips only** (rendered faces, six strong
+# actions, one caption template), so real faces are out of their distribution: these captions
+# show what transfers, nothing more. There is no reference caption, so there is no score. The
+# figure is derived from the real clips and stays in `figures/` (git-ignored), never committed.
+
+# %%
+from pathlib import Path
+
+
+def real_clip_paths():
+    if real_clips is not None:
+        return [Path(p) for p in real_clips]
+    d = config.data_dir()
+    return [] if d is None or not (d / "video").is_dir() else sorted((d / "video").glob("*.mp4"))[:3]
+
+
+def real_inputs(path):
+    """A real clip -> (frames, main track, global frames (T, 3, g, g), face tube (T, 3, s, s)), uint8."""
+    from facelab.data import read_clip
+    from facelab.faces.track import detect_frames
+
+    frames = read_clip(path, fps=4, max_frames=T, audio_rate=None).frames
+    frames = np.concatenate([frames, np.repeat(frames[-1:], T - len(frames), 0)])   # short clip: hold the last frame
+    _, main = track_main(frames, detect_frames(frames))
+    h, w = frames.shape[1:3]
+    m = min(h, w)
+    sq = frames[:, (h - m) // 2:(h - m) // 2 + m, (w - m) // 2:(w - m) // 2 + m]   # centre square, like the canvas
+    g = F.interpolate(torch.from_numpy(np.ascontiguousarray(sq)).permute(0, 3, 1, 2).float(),
+                      size=CFG["global_px"], mode="area").round().byte()
+    tube = torch.from_numpy(face_tube(frames, main, CFG["face_px"])).permute(0, 3, 1, 2).contiguous()
+    return frames, main, g, tube
+
+
+# %%
+REAL = {}
+for path in real_clip_paths():
+    try:
+        frames, rmain, g, tube = real_inputs(path)
+    except (ValueError, OSError) as e:   # does not decode, no face: say so, go on with the next clip
+        print(f"{path.name}: skipped: {e}")
+        continue
+    ii, im = pad_ids([CODEC.encode(INSTRUCTIONS[0])], CODEC.pad, INSTR_LEN)
+    data = (vit_tokens(ENC.vit, g[None]), vit_tokens(ENC.vit, tube[None]), ii, im)
+    REAL[path.name] = (frames, rmain, {k: generate(MODELS[k], data)[0] for k in ("face", "global")})
+    for k, cap in REAL[path.name][2].items():
+        print(f"{path.name} | {k:6s}: {cap}")
+if not REAL:
+    print("skipped: no real clips (set FACELAB_DATA to a folder with video/*.mp4, or pass real_clips)")
+report.metric("real_clips_captioned", len(REAL))
+
+# %%
+import textwrap
+
+if REAL:
+    fig, axes = plt.subplots(len(REAL), 5, figsize=(15, 2.6 * len(REAL)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 1, 1, 3.2]})
+    for row, (name, (frames, rmain, caps)) in zip(axes, REAL.items()):
+        for ax, t in zip(row[:4], np.linspace(0, T - 1, 4).astype(int)):
+            ax.imshow(frames[t])
+            b = rmain.box_at(int(t))
+            if b is not None:
+                ax.add_patch(plt.Rectangle(b[:2], b[2] - b[0], b[3] - b[1], fill=False, lw=1.5, color="lime"))
+            ax.set_title(f"{name}, t={t / 4:.1f} s", fontsize=7)
+            ax.axis("off")
+        text = "\n\n".join(f"{k}: " + textwrap.fill(c, 75) for k, c in (("ours (face tokens)", caps["face"]),
+                                                                          ("global-only", caps["global"])))
+        row[4].text(0, 1, text, va="top", fontsize=7, family="monospace", transform=row[4].transAxes)
+        row[4].axis("off")
+    fig.suptitle(f"captions of real clips by models trained on synthetic clips only ({PROFILE})", fontsize=9)
+    viz.savefig(fig, OUT, "real_captions")
+
+# %% [markdown]
 # ## 7. FEC-Bench's `test.json` (paper profile)
 #
 # `facelab.data.fecbench.read_fecbench` reads the list of `{id, video, caption}` and pairs each
@@ -788,7 +882,6 @@ report.table()
 # %%
 import json
 import tempfile
-from pathlib import Path
 
 from facelab.data.fecbench import FECBenchError, read_fecbench
 

@@ -170,9 +170,13 @@ class TinyCausalLM(nn.Module):
 @torch.no_grad()
 def greedy_decode(lm: nn.Module, prefix: torch.Tensor, prefix_mask: torch.Tensor | None, *, bos_id: int,
                   eos_id: int, max_new_tokens: int = 64,
-                  embed: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[list[int]]:
+                  embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                  use_cache: bool = False) -> list[list[int]]:
     """Greedy continuation of a batch of embedding prefixes (B, L, d) (left-padded: ``prefix_mask``
-    False on the left). Starts from ``bos_id``; stops each row at ``eos_id``. Returns token ids."""
+    False on the left). Starts from ``bos_id``; stops each row at ``eos_id``. Returns token ids.
+
+    ``use_cache=True`` (a transformers LM) feeds the prefix once and then one token per step with
+    its key/value cache, instead of the whole sequence again each step; the tokens are the same."""
     embed = embed or lm.get_input_embeddings()
     B = prefix.shape[0]
     mask = torch.ones(prefix.shape[:2], dtype=torch.bool, device=prefix.device) if prefix_mask is None \
@@ -182,9 +186,14 @@ def greedy_decode(lm: nn.Module, prefix: torch.Tensor, prefix_mask: torch.Tensor
     mask = torch.cat([mask, torch.ones(B, 1, dtype=torch.bool, device=prefix.device)], 1)
     out = [[] for _ in range(B)]
     done = torch.zeros(B, dtype=torch.bool, device=prefix.device)
+    past, step_in = None, x
     for _ in range(max_new_tokens):
-        logits = lm(inputs_embeds=x, attention_mask=mask.long()).logits[:, -1].float()
-        nxt = logits.argmax(-1)
+        if use_cache:
+            res = lm(inputs_embeds=step_in, attention_mask=mask.long(), past_key_values=past, use_cache=True)
+            past = res.past_key_values
+        else:
+            res = lm(inputs_embeds=x, attention_mask=mask.long())
+        nxt = res.logits[:, -1].float().argmax(-1)
         for b in range(B):
             if not done[b]:
                 if int(nxt[b]) == eos_id:
@@ -193,7 +202,8 @@ def greedy_decode(lm: nn.Module, prefix: torch.Tensor, prefix_mask: torch.Tensor
                     out[b].append(int(nxt[b]))
         if bool(done.all()):
             break
-        x = torch.cat([x, embed(nxt[:, None]).to(x.dtype)], 1)
+        step_in = embed(nxt[:, None]).to(x.dtype)
+        x = x if use_cache else torch.cat([x, step_in], 1)
         mask = torch.cat([mask, torch.ones(B, 1, dtype=torch.bool, device=prefix.device)], 1)
     return out
 
