@@ -53,3 +53,17 @@ def test_caption_loss_ignores_unlabelled_positions_and_decoding_learns_a_sequenc
     assert loss.item() < 0.1
     out = greedy_decode(lm.eval(), torch.zeros(1, 0, 32), None, bos_id=1, eos_id=2, max_new_tokens=6)
     assert out == [[4, 5, 6]]
+
+
+def test_greedy_decode_with_kv_cache_gives_the_uncached_tokens():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    lm = transformers.LlamaForCausalLM(cfg).eval()
+    prefix = torch.randn(3, 7, 32)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 5:] = False                                   # a padded instruction inside the prefix
+    plain = greedy_decode(lm, prefix, mask, bos_id=1, eos_id=2, max_new_tokens=10)
+    cached = greedy_decode(lm, prefix, mask, bos_id=1, eos_id=2, max_new_tokens=10, use_cache=True)
+    assert cached == plain and sum(map(len, plain)) > 0
