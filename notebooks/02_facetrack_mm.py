@@ -68,6 +68,7 @@ lm_layers = None      # CPU cap: keep only the first k decoder layers of the HF 
 real_clips = None     # real talking-face videos to caption, a list of paths (None: 3 from FACELAB_DATA/video)
 epochs = None
 batch_size = None
+lr = None             # learning rate of the connectors, gate and LM (LoRA) (None: the profile's)
 n_train = None
 n_test = None
 threads = None        # CPU threads for torch (None: 1 in smoke)
@@ -110,7 +111,8 @@ CFG = config.pick(PROFILE, {
     "paper": {"n_train": 4000, "n_test": 400, "frames": 17, "canvas": 160, "main_size": 72, "distractor_size": 48,
               "global_px": 64, "face_px": 48, "face_tokens": 16, "vit_dim": 192, "enc_epochs": 8, "lm": "local",
               "lm_dim": None, "epochs": 10, "batch_size": 8, "lr": 2e-4, "threads": None},
-}, n_train=n_train, n_test=n_test, epochs=epochs, batch_size=batch_size, face_tokens=face_tokens, threads=threads)
+}, n_train=n_train, n_test=n_test, epochs=epochs, batch_size=batch_size, lr=lr, face_tokens=face_tokens,
+   threads=threads)
 if CFG["threads"]:
     torch.set_num_threads(CFG["threads"])   # one thread beats two fighting on a small shared CPU
 rng = config.seed_everything(seed)
@@ -120,8 +122,8 @@ RUN = config.run_dir(NB, PROFILE)
 print(f"profile {PROFILE} | device {DEVICE} | figures -> {OUT}")
 print(CFG)
 report = Report(NB, profile=PROFILE, dataset="synth scene clips" if data_root is None else "FEC-Bench", out_dir=OUT)
-report.record_caps(n_train=n_train, n_test=n_test, epochs=epochs, batch_size=batch_size, face_tokens=face_tokens,
-                   threads=threads, lm_layers=lm_layers)
+report.record_caps(n_train=n_train, n_test=n_test, epochs=epochs, batch_size=batch_size, lr=lr,
+                   face_tokens=face_tokens, threads=threads, lm_layers=lm_layers)
 
 # %% [markdown]
 # Two knobs have a fixed set of values, and a wrong one stops here with one line: the face
@@ -534,8 +536,9 @@ class FaceTrackMM(nn.Module):
         labels = torch.cat([torch.full(pmask.shape, -100, device=cap.device),
                             cap.masked_fill(~cap_mask.bool(), -100)], 1)
         labels[:, pmask.shape[1]] = -100                          # <bos> is given, not predicted
-        logits = self.lm(inputs_embeds=x, attention_mask=mask.long()).logits
-        return caption_loss(logits, labels), w
+        C = cap.shape[1]   # only the caption's positions have targets: the LM head runs on those alone
+        logits = self.lm(inputs_embeds=x, attention_mask=mask.long(), logits_to_keep=C).logits[:, -C:]
+        return caption_loss(logits, labels[:, -C:]), w
 
 
 # %% [markdown]

@@ -117,5 +117,6 @@ class FaceTrackMM(nn.Module):
         labels = torch.cat([torch.full(pmask.shape, -100, device=cap.device),
                             cap.masked_fill(~cap_mask.bool(), -100)], 1)
         labels[:, pmask.shape[1]] = -100                          # <bos> is given, not predicted
-        logits = self.lm(inputs_embeds=x, attention_mask=mask.long()).logits
-        return caption_loss(logits, labels), w
+        C = cap.shape[1]   # only the caption's positions have targets: the LM head runs on those alone
+        logits = self.lm(inputs_embeds=x, attention_mask=mask.long(), logits_to_keep=C).logits[:, -C:]
+        return caption_loss(logits, labels[:, -C:]), w
