@@ -58,6 +58,7 @@ steps = None          # training steps (None: the profile's)
 n_id = None           # training identities (None: the profile's); a CPU cap for demo
 n_points = None       # SDF samples per shape (None: the profile's)
 batch_points = None   # points per shape per training step (None: the profile's)
+lr = None             # Adam learning rate of training (None: the profile's; a short CPU run wants a larger one)
 fit_steps = None      # code-fitting steps per held-out shape (None: the profile's)
 inv_steps = None      # single-image inversion steps (None: the profile's)
 inv_res = None        # inversion render size (None: the profile's; 16..256)
@@ -102,7 +103,7 @@ CFG = config.pick(PROFILE, {
               "depth": 4, "tex_res": 128, "steps": 20000, "lr": 5e-4, "fit_steps": 800, "render_res": 128,
               "inv_res": 96, "inv_steps": 300, "mc_res": 128, "threads": None},
 }, code_dim=code_dim, mc_res=mc_res, render_res=render_res, steps=steps, threads=threads, n_id=n_id, n_points=n_points,
-   batch_points=batch_points, fit_steps=fit_steps, inv_steps=inv_steps, inv_res=inv_res)
+   batch_points=batch_points, lr=lr, fit_steps=fit_steps, inv_steps=inv_steps, inv_res=inv_res)
 if CFG["threads"]:
     torch.set_num_threads(CFG["threads"])   # one thread beats two fighting on a small shared CPU
 rng = config.seed_everything(seed)
@@ -112,7 +113,7 @@ print(f"profile {PROFILE} | device {DEVICE} | figures -> {OUT}")
 print(CFG)
 report = Report(NB, profile=PROFILE, dataset="synth sdf faces" if data_root is None else "textured scans", out_dir=OUT)
 report.record_caps(code_dim=code_dim, mc_res=mc_res, render_res=render_res, steps=steps, threads=threads, n_id=n_id,
-                   n_points=n_points, batch_points=batch_points, fit_steps=fit_steps, inv_steps=inv_steps, inv_res=inv_res)
+                   n_points=n_points, batch_points=batch_points, lr=lr, fit_steps=fit_steps, inv_steps=inv_steps, inv_res=inv_res)
 
 # %% [markdown]
 # Knobs with a range stop here with one line each: a code size, a grid or render resolution out
