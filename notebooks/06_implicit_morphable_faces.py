@@ -490,7 +490,8 @@ viz.savefig(fig, OUT, "uv_consistency")
 #
 # Inversion [S/R]: from **one frontal image**, optimise `z_geo, z_exp, z_col` (from the mean
 # codes) with photometric L1 + silhouette L1 + code prior (the paper adds LPIPS, landmarks and a
-# PTI-style fine-tune of the network; we do not). Then render a **view not used** (yaw 35°).
+# PTI-style fine-tune of the network; landmarks and a texture refinement come in section 9, on a
+# real face; LPIPS and PTI we do not do). Then render a **view not used** (yaw 35°).
 # Baseline: the mean codes.
 
 # %%
