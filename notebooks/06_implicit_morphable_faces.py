@@ -702,6 +702,9 @@ def render_landmarks(model, z, res, tau=0.03, differentiable=True):
     """Frontal render plus the 68 landmarks (x right, y down, pixels): soft-argmin of |U(x_c) - uv_k|."""
     store = {}
     out = render_codes(model, z, 0.0, res, differentiable=differentiable, store=store)
+    if "uv" not in store:                                                     # no surface in view: the centre
+        out["landmarks"] = torch.full((68, 2), (res - 1) / 2)
+        return out
     xy = out["hit"].nonzero().float()[:, [1, 0]]
     d2 = ((store["uv"][None] - UV68[:, None]) ** 2).sum(-1)                   # (68, hit pixels)
     out["landmarks"] = torch.softmax(-d2 / tau ** 2, 1) @ xy
@@ -742,15 +745,17 @@ def face_psnr(img, tgt, region):
 def invert_real(model, tgt, region, lm, steps_):
     iod = (lm[36] - lm[45]).norm()                                             # outer eye corners
     zs = [z.detach().clone().requires_grad_(True) for z in MEAN_CODES]
-    opt = torch.optim.Adam(zs, lr=3e-2)
+    opt = torch.optim.Adam(zs, lr=3e-2 * (16 / len(zs[0])) ** 0.5)            # the same step in code norm at any size
+    best = (float("inf"), None)
     for _ in range(steps_):
         out = render_landmarks(model, zs, len(tgt))
         loss = (face_l1(out["image"], tgt, region) + ((1 - out["mask"]) * region).sum() / region.sum()
                 + 2.0 * (out["landmarks"] - lm).norm(dim=-1).mean() / iod + 1e-3 * sum(z.pow(2).sum() for z in zs))
+        best = min(best, (float(loss), [z.detach().clone() for z in zs]), key=lambda b: b[0])
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return [z.detach() for z in zs]
+    return best[1]                                                             # the codes of the lowest loss seen
 
 
 # %%
