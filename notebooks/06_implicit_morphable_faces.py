@@ -872,8 +872,8 @@ if REAL is not None:
 # | real face, PSNR of the input view: codes / + refined texture (fit) | 12.87 / **17.93 dB** | mean code 9.12 dB | - |
 # | real face, PSNR of a held-out frame 2 s later: codes / + refined texture | 12.57 / **12.96 dB** | mean code 8.29 dB | - |
 #
-# All three checks hold in this run. What it shows: the model beats both baselines on every
-# measure, including on the unseen expression, the real scan and a real frame it never saw. What it
+# All three checks hold in this run. What it shows: the model beats its baselines on every
+# measure in the table, including on the unseen expression, the real scan and a real frame it never saw. What it
 # does not: at 300 steps the UV net is still coarse (UV loss 0.073, against 0.027 in smoke's 350
 # steps of a smaller net), so on the real face the landmarks found through it are off by 17 % of the
 # eye distance and the refined texture smears along the nose in the turned views (figure
