@@ -60,6 +60,7 @@ frames = None           # frames per dyad (frames - start must be a multiple of 
 speech_dir = None       # real 16 kHz speech wavs (None: FACELAB_DATA/audio when set, else synthetic only)
 audio_encoder = None    # paper: a local wav2vec2/HuBERT folder; smoke/demo use log-mel features
 threads = None          # CPU threads for torch (None: 1 in smoke)
+speaker_video = None    # a real talking-face clip with sound (None: the first FACELAB_DATA/video clip with audio)
 
 # %% tags=["export"]
 # What the model cells below need. Cells tagged `export` are also written to
@@ -975,6 +976,152 @@ def real_speech_figure(i):
 viz.savefig(real_speech_figure(SHOW), OUT, "listener_real_speech")
 
 # %% [markdown]
+# ## 8b. A listener for a real speaker video
+#
+# A real talking-face clip with its sound (`speaker_video`; by default the first clip in
+# `FACELAB_DATA/video` that has an audio track) becomes the speaker, end to end through what the
+# notebook uses: the sound track (`facelab.data.read_clip`, PyAV, 16 kHz) → the same 20-band
+# log-mel per video frame (the HuBERT path of the paper profile has no build here, so this is the
+# log-mel the models were trained on); the frames → `facelab.faces` (MTCNN box every 8 frames,
+# held until the next one, so nothing comes from the future; the 468-point mesh on every frame)
+# → `estimate_aus` (20 AUs and the linearised pitch/yaw/roll) → the 56-d motion of §1. [R] An
+# estimated AU carries the person's own resting offset (e.g. brows), which the engine's speakers
+# lack, so each AU and pose channel is taken relative to its median over the given frames before
+# frame 16 (AUs clipped at 0, pose re-centred on the training speakers' mean). The listener's
+# reference frame and first 16 frames are those of a held-out engine listener (there is no real
+# listener); the trained pixel Gen + Edit and motion Gen (causal and unconditioned) generate the
+# rest. No ground truth exists for this listener, so nothing here is scored or checked: the figure
+# shows what the models do with a speaker from outside the engine. Skipped when no clip is found.
+
+# %%
+from facelab.data import VideoError, read_audio, read_clip
+
+
+def find_speaker_video():
+    if speaker_video:
+        return Path(speaker_video)
+    root = config.data_dir()
+    for p in sorted((root / "video").glob("*.mp4")) if root is not None and (root / "video").is_dir() else []:
+        try:
+            read_audio(p, duration_s=0.5)
+            return p
+        except VideoError:        # a clip without sound cannot drive the audio tokens
+            continue
+    return None
+
+
+REAL_VIDEO = find_speaker_video()
+RV = None
+if REAL_VIDEO is None:
+    print("skipping the real speaker video: no speaker_video given and FACELAB_DATA is not set "
+          "(or its video/ folder has no clip with an audio track)")
+else:
+    RV = read_clip(REAL_VIDEO, fps=CFG["fps"], max_frames=CFG["frames"])
+    if len(RV.frames) < CFG["frames"] or RV.audio is None:
+        raise config.ConfigError(f"speaker_video {REAL_VIDEO}: needs {CFG['frames']} frames at {CFG['fps']} fps "
+                                 f"({CFG['frames'] / CFG['fps']:.2f} s) with sound; it has {len(RV.frames)} frames, "
+                                 f"audio {'none' if RV.audio is None else f'{len(RV.audio) / 16000:.2f} s'}")
+    RV_AUDIO = LD.check_audio(RV.audio, 16000, name=str(REAL_VIDEO))
+    print(f"{REAL_VIDEO.name}: {RV.frames.shape} frames at {RV.fps:.0f} fps, {len(RV_AUDIO) / 16000:.2f} s of sound")
+
+# %% [markdown]
+# The speaker's motion read from the real frames, and a square crop around the face (the median
+# mesh box, 1.4× its size) at the listener's size for the player and larger for the figure.
+
+# %%
+def real_speaker_motion(frames, every=8):
+    """(T, 56) motion, (T, 20) raw AU estimates and the crop box (x0, y0, side) of a real clip's face."""
+    from facelab.faces import detect, estimate_aus, landmarks
+
+    meshes, det = [], None
+    for j, f in enumerate(frames):
+        if j % every == 0:
+            d = detect(f)
+            det = d if len(d.boxes) else det          # hold the last box (causal)
+        if det is None:
+            raise ValueError(f"{REAL_VIDEO}: no face found in frame {j}; the speaker clip must show a face")
+        meshes.append(landmarks.detect_landmarks(f, det)[0][0])
+    meshes = np.stack(meshes)
+    aus, pose = estimate_aus(meshes[..., :2], fit_pose=True, return_pose=True)
+    rel_aus = np.clip(aus - np.median(aus[:START], 0), 0, 5)
+    spk_pose = TRAIN["speaker_motion"][..., :3].reshape(-1, 3).mean(0)
+    rel_pose = pose - np.median(pose[:START], 0) + spk_pose
+    lo, hi = np.median(meshes[..., :2].min(1), 0), np.median(meshes[..., :2].max(1), 0)
+    side = min(1.4 * float((hi - lo).max()), *frames.shape[1:3])
+    x0, y0 = np.clip((lo + hi) / 2 - side / 2, 0, np.array(frames.shape[2:0:-1]) - side)
+    return LD.engine_motion(rel_aus, rel_pose), aus, (x0, y0, side)
+
+
+def crop(frames, box, size):
+    from PIL import Image
+
+    x0, y0, s = box
+    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.BILINEAR, box=(x0, y0, x0 + s, y0 + s)))
+                     for f in frames])
+
+
+if RV is not None:
+    _t = time.time()
+    RV_MOTION, RV_AUS, RV_BOX = real_speaker_motion(RV.frames)
+    RV_SPK = speaker_tokens({"mel": LD.log_mel(RV_AUDIO, CFG["frames"], CFG["fps"], CFG["n_mels"])[None],
+                             "speaker_motion": RV_MOTION[None]})
+    RV_FACE = {"small": crop(RV.frames, RV_BOX, CFG["size"]), "big": crop(RV.frames, RV_BOX, 64)}
+    print(f"speaker motion read in {time.time() - _t:.0f} s | raw AU estimates, mean over frames: "
+          f"{dict(zip(AU_NAMES, RV_AUS.mean(0).round(2)))}")
+
+# %% [markdown]
+# Generating the listener for it: the first held-out engine listener gives the reference frame and
+# frames 0-15; pixel Gen (with its CTM-Adapter attention recorded for the player), Edit at every
+# segment border, and the motion Gen with and without the speaker, all seeded as in §3-§6.
+
+# %%
+if RV is not None:
+    _t, _c = time.time(), slice(0, 1)
+    RV_ATT = np.zeros((1, T_ALL, T_ALL), np.float32)
+    _v = generate(PIXEL_GEN, PIX["test"][_c], RV_SPK, START, gen_seed=seed, attention=RV_ATT)
+    RV_FR = {"Gen": pixel_back(_v)[0], "Gen+Edit": pixel_back(apply_edit(EDIT, _v, RV_SPK, BORDERS, gen_seed=seed))[0]}
+    RV_MOT = {k: motion_back(generate(MOTION_MODELS[k], LIS["test"][_c], RV_SPK, START, gen_seed=seed))[0]
+              for k in ("causal", "none")}
+    _d = np.abs(RV_MOT["causal"][START:, 6:26] - RV_MOT["none"][START:, 6:26]).mean()
+    report.metric("real_video_frames", len(RV.frames))
+    report.metric("real_video_exp_change_causal_vs_unconditioned", float(_d))
+    report.metric("real_video_listener_var_exp", float(MM.variance(RV_MOT["causal"][None, START:], "exp")))
+    print(f"listener generated in {time.time() - _t:.0f} s | mean |exp(causal) - exp(unconditioned)| {_d:.4f} "
+          f"(held-out engine dyads: {np.abs(PRED['causal'][..., 6:26] - PRED['none'][..., 6:26]).mean():.4f})")
+
+
+# %%
+def real_video_figure():
+    plt = viz.pyplot()
+    js = list(range(START - 4, CFG["frames"], max(1, (CFG["frames"] - START + 4) // 12)))
+    fig, axes = plt.subplots(3, len(js), figsize=(1.0 * len(js), 4.0), gridspec_kw={"height_ratios": [1, 1, 1.4]})
+    for c, j in enumerate(js):
+        for r, (img, lab) in enumerate(((RV_FACE["big"][j], "real speaker"), (RV_FR["Gen+Edit"][j], "listener"))):
+            axes[r, c].imshow(img)
+            axes[r, c].axis("off")
+            axes[r, c].set_title(f"{lab} {j}" if c == 0 else str(j) + (" (given)" if j < START else ""), fontsize=6)
+    gs = axes[2, 0].get_gridspec()
+    for a in axes[2]:
+        a.remove()
+    ax, t = fig.add_subplot(gs[2, :]), np.arange(CFG["frames"])
+    hop = len(RV_AUDIO) // len(t)
+    env = np.sqrt((RV_AUDIO[:len(t) * hop].reshape(len(t), -1) ** 2).mean(1))
+    ax.plot(t, env / env.max(), "0.6", label="speech envelope (norm.)")
+    for k, idx, st in (("speaker jaw (AU26 slot)", 6 + AU_NAMES.index("AU26"), "k:"), ("speaker smile", _au12, "k--")):
+        ax.plot(t, RV_MOTION[:, idx], st, label=k)
+    ax.plot(t[START:], RV_MOT["causal"][START:, _au12], label="listener smile, motion Gen")
+    ax.plot(t[START:], RV_MOT["none"][START:, _au12], alpha=0.6, label="listener smile, unconditioned")
+    ax.plot(t[START:], RV_MOT["causal"][START:, 0] * 10, label="listener pitch x10 (rad)")
+    ax.legend(fontsize=6, ncol=3)
+    ax.set_xlabel("frame")
+    fig.suptitle(f"real speaker: {REAL_VIDEO.name} (sound + estimated motion) -> generated listener", fontsize=8)
+    return fig
+
+
+if RV is not None:
+    viz.savefig(real_video_figure(), OUT, "listener_real_video")
+
+# %% [markdown]
 # ## 9. The listener player
 #
 # `facelab.widgets.listener_player`: pick a speaker clip, play speaker and generated listener side
@@ -982,8 +1129,8 @@ viz.savefig(real_speech_figure(SHOW), OUT, "listener_real_speech")
 # the current frame's CTM-Adapter attention falls on the speaker's timeline (nothing after the red
 # line: the mask), and switch Gen vs Gen+Edit. Frames before 16 are the given start (true frames).
 # The clips are saved to `runs/08_ditailistener/<profile>/player_clips.npz`; the widget cell alone
-# (a fresh kernel) reloads them. Real talking-face *video* clips cannot be used here: no video
-# decoder (ffmpeg/PyAV) is in the lock file, so the player uses real speech with the engine's speaker.
+# (a fresh kernel) reloads them. With a real speaker video (§8b), its face crop, sound and generated
+# listener are the last clip in the list (real-derived: `runs/` is not committed).
 
 # %%
 from facelab.widgets import listener_player as LP
@@ -992,6 +1139,9 @@ _order = REAL[:2] + [i for i in range(len(TEST["sources"])) if i not in REAL][:2
 CLIPS = {f"{'real speech' if i in REAL else 'synthetic speech'} #{i}": LP.PlayerClip(
     f"{'real speech' if i in REAL else 'synthetic speech'} #{i}", TEST["speaker_frames"][i],
     {"Gen": FR["Gen"][i], "Gen+Edit": FR["Gen+Edit"][i]}, ATT[i], float(CFG["fps"]), TEST["audio"][i]) for i in _order}
+if RV is not None:       # the real speaker video (face crop at the listener's size) and its generated listener
+    _n = f"real video {REAL_VIDEO.stem}"
+    CLIPS[_n] = LP.PlayerClip(_n, RV_FACE["small"], RV_FR, RV_ATT[0], float(CFG["fps"]), RV_AUDIO)
 PLAYER_FILE = LP.save_clips(config.run_dir(NB, PROFILE) / "player_clips.npz", CLIPS)
 _st = LP.set_frame(CLIPS, LP.initial_state(CLIPS), START + 10)
 viz.savefig(viz.image_grid([LP.render_frame(CLIPS, _st), LP.attention_strip(CLIPS, _st)],
