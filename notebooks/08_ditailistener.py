@@ -57,6 +57,7 @@ readout_steps = None    # read-out network steps,
 max_train = None        # training dyads,
 max_test = None         # held-out dyads,
 frames = None           # frames per dyad (frames - start must be a multiple of the segment length)
+size = None             # frame size in px (a multiple of latent x patch; None: the profile's)
 speech_dir = None       # real 16 kHz speech wavs (None: FACELAB_DATA/audio when set, else synthetic only)
 audio_encoder = None    # paper: a local wav2vec2/HuBERT folder; smoke/demo use log-mel features
 threads = None          # CPU threads for torch (None: 1 in smoke)
@@ -107,10 +108,13 @@ CFG = config.pick(PROFILE, {
               "steps": 100000, "pixel_steps": 100000, "edit_steps": 20000, "batch": 64, "pixel_batch": 8, "lr": 1e-4, "sample_steps": 50,
               "edit_k": 4, "edit_ctx": 4, "edit_strength": 0.5, "readout_steps": 3000, "threads": None},
 }, steps=steps, threads=threads, pixel_steps=pixel_steps, edit_steps=edit_steps, readout_steps=readout_steps,
-   n_train=max_train, n_test=max_test, frames=frames)
+   n_train=max_train, n_test=max_test, frames=frames, size=size)
 if (CFG["frames"] - CFG["start"]) % CFG["seg"] or CFG["frames"] - CFG["start"] < 2 * CFG["seg"]:
     raise config.ConfigError(f"frames={CFG['frames']}: frames - start ({CFG['start']}) must be a multiple of the "
                              f"segment length {CFG['seg']}, at least two segments")
+if CFG["size"] % 4 or CFG["size"] % (CFG["latent"] * CFG["patch"]):
+    raise config.ConfigError(f"size={CFG['size']}: frames must be a multiple of 4 px and of latent x patch "
+                             f"({CFG['latent']} x {CFG['patch']}) px")
 if CFG["threads"]:
     torch.set_num_threads(CFG["threads"])   # one thread beats two fighting on a small shared CPU
 rng = config.seed_everything(seed)
@@ -120,7 +124,7 @@ print(f"profile {PROFILE} | device {DEVICE} | figures -> {OUT} | facelab from {P
 print(CFG)
 report = Report(NB, profile=PROFILE, dataset="synth dyads" if data_root is None else "ViCo (DIM layout)", out_dir=OUT)
 report.record_caps(steps=steps, threads=threads, pixel_steps=pixel_steps, edit_steps=edit_steps,
-                   readout_steps=readout_steps, max_train=max_train, max_test=max_test, frames=frames)
+                   readout_steps=readout_steps, max_train=max_train, max_test=max_test, frames=frames, size=size)
 if data_root is not None or audio_encoder is not None:
     raise config.ConfigError("data_root / audio_encoder: the paper profile's ViCo/HuBERT path reads its data with "
                              "facelab.data.listener.read_vico but its training loop is not run here yet; "
@@ -987,7 +991,8 @@ viz.savefig(real_speech_figure(SHOW), OUT, "listener_real_speech")
 # → `estimate_aus` (20 AUs and the linearised pitch/yaw/roll) → the 56-d motion of §1. [R] An
 # estimated AU carries the person's own resting offset (e.g. brows), which the engine's speakers
 # lack, so each AU and pose channel is taken relative to its median over the given frames before
-# frame 16 (AUs clipped at 0, pose re-centred on the training speakers' mean). The listener's
+# frame 16 (AUs clipped at 0, pose re-centred on the training speakers' mean), and the motion is
+# clipped to the range the engine's training speakers span (the models never saw more). The listener's
 # reference frame and first 16 frames are those of a held-out engine listener (there is no real
 # listener); the trained pixel Gen + Edit and motion Gen (causal and unconditioned) generate the
 # rest. No ground truth exists for this listener, so nothing here is scored or checked: the figure
@@ -1049,7 +1054,8 @@ def real_speaker_motion(frames, every=8):
     lo, hi = np.median(meshes[..., :2].min(1), 0), np.median(meshes[..., :2].max(1), 0)
     side = min(1.4 * float((hi - lo).max()), *frames.shape[1:3])
     x0, y0 = np.clip((lo + hi) / 2 - side / 2, 0, np.array(frames.shape[2:0:-1]) - side)
-    return LD.engine_motion(rel_aus, rel_pose), aus, (x0, y0, side)
+    lo_m, hi_m = TRAIN["speaker_motion"].min((0, 1)), TRAIN["speaker_motion"].max((0, 1))
+    return np.clip(LD.engine_motion(rel_aus, rel_pose), lo_m, hi_m), aus, (x0, y0, side)
 
 
 def crop(frames, box, size):
@@ -1067,7 +1073,7 @@ if RV is not None:
                              "speaker_motion": RV_MOTION[None]})
     RV_FACE = {"small": crop(RV.frames, RV_BOX, CFG["size"]), "big": crop(RV.frames, RV_BOX, 64)}
     print(f"speaker motion read in {time.time() - _t:.0f} s | raw AU estimates, mean over frames: "
-          f"{dict(zip(AU_NAMES, RV_AUS.mean(0).round(2)))}")
+          f"{ {k: round(float(v), 2) for k, v in zip(AU_NAMES, RV_AUS.mean(0))} }")
 
 # %% [markdown]
 # Generating the listener for it: the first held-out engine listener gives the reference frame and
