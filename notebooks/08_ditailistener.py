@@ -719,7 +719,7 @@ print("seam jump (largest RMS frame-to-frame change within ±k/2 of a border, pi
 
 # %%
 def seam_figure(i=0, b=None):
-    b = BORDERS[1] if b is None else b
+    b = BORDERS[min(1, len(BORDERS) - 1)] if b is None else b
     js = list(range(b - 4, b + 4))
     imgs = [FR[k][i, j] for k in FR for j in js]
     titles = [f"{k} t={j}" if j == js[0] else f"t={j}" + (" |" if j == b else "") for k in FR for j in js]
