@@ -57,9 +57,11 @@ readout_steps = None    # read-out network steps,
 max_train = None        # training dyads,
 max_test = None         # held-out dyads,
 frames = None           # frames per dyad (frames - start must be a multiple of the segment length)
+size = None             # frame size in px (a multiple of latent x patch; None: the profile's)
 speech_dir = None       # real 16 kHz speech wavs (None: FACELAB_DATA/audio when set, else synthetic only)
 audio_encoder = None    # paper: a local wav2vec2/HuBERT folder; smoke/demo use log-mel features
 threads = None          # CPU threads for torch (None: 1 in smoke)
+speaker_video = None    # a real talking-face clip with sound (None: the first FACELAB_DATA/video clip with audio)
 
 # %% tags=["export"]
 # What the model cells below need. Cells tagged `export` are also written to
@@ -106,10 +108,13 @@ CFG = config.pick(PROFILE, {
               "steps": 100000, "pixel_steps": 100000, "edit_steps": 20000, "batch": 64, "pixel_batch": 8, "lr": 1e-4, "sample_steps": 50,
               "edit_k": 4, "edit_ctx": 4, "edit_strength": 0.5, "readout_steps": 3000, "threads": None},
 }, steps=steps, threads=threads, pixel_steps=pixel_steps, edit_steps=edit_steps, readout_steps=readout_steps,
-   n_train=max_train, n_test=max_test, frames=frames)
+   n_train=max_train, n_test=max_test, frames=frames, size=size)
 if (CFG["frames"] - CFG["start"]) % CFG["seg"] or CFG["frames"] - CFG["start"] < 2 * CFG["seg"]:
     raise config.ConfigError(f"frames={CFG['frames']}: frames - start ({CFG['start']}) must be a multiple of the "
                              f"segment length {CFG['seg']}, at least two segments")
+if CFG["size"] % 4 or CFG["size"] % (CFG["latent"] * CFG["patch"]):
+    raise config.ConfigError(f"size={CFG['size']}: frames must be a multiple of 4 px and of latent x patch "
+                             f"({CFG['latent']} x {CFG['patch']}) px")
 if CFG["threads"]:
     torch.set_num_threads(CFG["threads"])   # one thread beats two fighting on a small shared CPU
 rng = config.seed_everything(seed)
@@ -119,7 +124,7 @@ print(f"profile {PROFILE} | device {DEVICE} | figures -> {OUT} | facelab from {P
 print(CFG)
 report = Report(NB, profile=PROFILE, dataset="synth dyads" if data_root is None else "ViCo (DIM layout)", out_dir=OUT)
 report.record_caps(steps=steps, threads=threads, pixel_steps=pixel_steps, edit_steps=edit_steps,
-                   readout_steps=readout_steps, max_train=max_train, max_test=max_test, frames=frames)
+                   readout_steps=readout_steps, max_train=max_train, max_test=max_test, frames=frames, size=size)
 if data_root is not None or audio_encoder is not None:
     raise config.ConfigError("data_root / audio_encoder: the paper profile's ViCo/HuBERT path reads its data with "
                              "facelab.data.listener.read_vico but its training loop is not run here yet; "
@@ -714,7 +719,7 @@ print("seam jump (largest RMS frame-to-frame change within ±k/2 of a border, pi
 
 # %%
 def seam_figure(i=0, b=None):
-    b = BORDERS[1] if b is None else b
+    b = BORDERS[min(1, len(BORDERS) - 1)] if b is None else b
     js = list(range(b - 4, b + 4))
     imgs = [FR[k][i, j] for k in FR for j in js]
     titles = [f"{k} t={j}" if j == js[0] else f"t={j}" + (" |" if j == b else "") for k in FR for j in js]
@@ -930,6 +935,63 @@ report.table()
 # of 15x and 2x). Wall time 156-207 s on a 2-core CPU shared with another job (78 s of CPU time).
 
 # %% [markdown]
+# ### CPU demo (capped; not a reproduction)
+#
+# `FACELAB_DATA=/work/shared/data python -m facelab run 08 --profile demo -p threads=1 -p size=32
+# -p max_train=48 -p max_test=16 -p frames=64 -p steps=150 -p pixel_steps=80 -p edit_steps=60 -p readout_steps=300`
+# (seed 0). **Device: CPU, 2 cores shared** with four other jobs (load 6-7), 1 torch thread; **wall time
+# 1240 s** (20.7 min). **Caps** against the demo profile (also in `metrics.json`): 32 px frames (not 64),
+# 48 training dyads (not 400), 16 held-out dyads (not 40; 4 of them driven by the held-out wavs
+# `RD_Radio36_000`, `imagine`, training used `RD_Radio31_000`, `RD_Radio34_002`), 64 frames (not 96:
+# two 16-frame segments after frame 32, one border), motion Gen 150 steps each (not 4000), pixel Gen 80,
+# Edit 60 (not 2000), read-out 300 (not 3000); each step cap is rounded to whole epochs (pixel Gen and
+# pixel Edit run one epoch, 75 and 87 steps). Width 128, 4 blocks, 50 DDIM steps as in the profile.
+# Data: `facelab.synth.dyads`; the paper's numbers are on ViCo with EMOCA motion, so only directions compare.
+#
+# Listener motion on held-out dyads (DIM's metrics; frames 32-63; lower is better except SI-Div and Var,
+# which should match the ground truth):
+#
+# | model | FD exp | P-FD exp | MSE exp | SI-Div exp | Var exp | rPCC exp | FD pose | P-FD pose | MSE pose | SI-Div pose | Var pose | rPCC pose |
+# |---|---|---|---|---|---|---|---|---|---|---|---|---|
+# | Gen, causal CTM-Adapter | 0.0099 | 0.0116 | 0.0005 | 4.245 | 0.2856 | 0.0122 | 0.0023 | 0.0026 | 0.0005 | 1.841 | 0.0001 | 0.0247 |
+# | Gen, causal + Edit | 0.0105 | 0.0120 | 0.0004 | 4.251 | 0.2932 | 0.0124 | 0.0023 | 0.0026 | 0.0005 | 1.800 | 0.0001 | 0.0249 |
+# | Gen, non-causal adapter | 0.0090 | 0.0119 | 0.0006 | 4.224 | 0.2975 | 0.0201 | 0.0023 | 0.0026 | 0.0005 | 1.689 | 0.0001 | 0.0226 |
+# | Gen, unconditioned | 0.2932 | 0.3667 | 0.0097 | 3.548 | 0.1788 | 0.1256 | 0.0025 | 0.0028 | 0.0005 | 1.820 | 0.0002 | 0.0209 |
+# | regression (GRU) | 0.2625 | 0.3084 | 0.0062 | 2.226 | 0.0176 | 0.2729 | 0.0056 | 0.0062 | 0.0011 | 1.059 | 0.0005 | 0.0587 |
+# | nearest neighbour | 0.2152 | 0.2688 | 0.0063 | 3.646 | 0.2246 | 0.0869 | 0.0027 | 0.0036 | 0.0007 | 3.702 | 0.0014 | 0.0272 |
+# | ground truth | | | | 4.213 | 0.2891 | | | | | 4.157 | 0.0013 | |
+# | *paper: DiTaiListener, ViCo* [S] | *17.49* | *20.53* | *0.85* | *4.73* | *1.51* | | *0.04* | *0.05* | *0.02* | *3.74* | *0.02* | |
+# | *paper: ViCo ground truth* [S] | | | | *5.03* | *0.93* | | | | | | | |
+#
+# The video (pixel branch; Fréchet distances in the features of the read-out network trained here, **not
+# FID/FVD**; motion read back from the frames by that network, R² = 0.685 on held-out true frames):
+#
+# | video | frame FD | clip FD | seam jump | read-back FD exp | read-back P-FD exp | read-back Var exp |
+# |---|---|---|---|---|---|---|
+# | Gen | 15.82 | 14.47 | 0.0175 | 0.624 | 0.639 | 0.0013 |
+# | Gen + Edit | 15.87 | 14.52 | 0.0032 | 0.628 | 0.641 | 0.0011 |
+# | Gen + cross-fade (no model) | 15.87 | 14.52 | 0.0032 | 0.628 | 0.641 | 0.0011 |
+# | ground truth (read back) | | | 0.0311 | 0.092 | 0.095 | 0.2367 |
+#
+# | headline | ours (CPU demo, synthetic dyads) | paper [S] |
+# |---|---|---|
+# | FD exp vs the best baseline | 95.4 % better (0.0099 vs nearest neighbour 0.2152) | 6.1 % better on ViCo (17.49 vs INFP 18.63) |
+# | FID vs the best baseline | no analogue (no pixel baseline trained; our frame FD is not FID) | 73.8 % better on RealTalk (7.99 vs RLHG 30.55) |
+#
+# What it shows: the three checks hold at these caps too (P-FD exp causal / unconditioned 0.032; motion seam
+# 0.214 → 0.093 with Edit, ratio 0.435, truth 0.111; the trained Gen is causal to 0 change). The causal
+# adapter carries the speaker (P-FD exp 0.0116 vs 0.367 unconditioned) and keeps the truth's diversity
+# (SI-Div 4.25 vs 4.21, Var 0.286 vs 0.289) where regression collapses to the mean (Var 0.018); the
+# non-causal adapter is no better (0.0119): the synthetic listener reacts 0.32 s late, so the future
+# speaker holds nothing it needs. Pose is still not learned (Var 0.0001 vs 0.0013; nearest neighbour,
+# which copies true motion, has the only realistic pose SI-Div). The caption "the listener smiles" moves
+# the mean AU12 slot from 0.368 to 0.372 (no effect). **The pixel branch did not learn at these caps**:
+# after one epoch (75 steps) at 32 px the Gen draws a blurred, nearly still face-shaped blob, not the
+# listener (`seam_before_after_edit.png`; read-back P-FD 0.64 vs 0.095 for true frames), so its seam is
+# small because it barely moves, and Edit equals the plain cross-fade. A GPU demo (64 px, 4000 steps) is
+# what the pixel rows need.
+
+# %% [markdown]
 # ## 8. A listener for a real speech clip
 #
 # With real speech available (`FACELAB_DATA/audio`), some held-out dyads are driven by wav files
@@ -975,6 +1037,162 @@ def real_speech_figure(i):
 viz.savefig(real_speech_figure(SHOW), OUT, "listener_real_speech")
 
 # %% [markdown]
+# ## 8b. A listener for a real speaker video
+#
+# A real talking-face clip with its sound (`speaker_video`; by default the first clip in
+# `FACELAB_DATA/video` that has an audio track) becomes the speaker, end to end through what the
+# notebook uses: the sound track (`facelab.data.read_clip`, PyAV, 16 kHz) → the same 20-band
+# log-mel per video frame (the HuBERT path of the paper profile has no build here, so this is the
+# log-mel the models were trained on); the frames → `facelab.faces` (MTCNN box every 8 frames,
+# held until the next one, so nothing comes from the future; the 468-point mesh on every frame)
+# → `estimate_aus` (20 AUs and the linearised pitch/yaw/roll) → the 56-d motion of §1. [R] An
+# estimated AU carries the person's own resting offset (e.g. brows), which the engine's speakers
+# lack, so each AU and pose channel is taken relative to its median over the given frames before
+# frame 16 (AUs clipped at 0, pose re-centred on the training speakers' mean), and the motion is
+# clipped to the range the engine's training speakers span (the models never saw more). The listener's
+# reference frame and first 16 frames are those of a held-out engine listener (there is no real
+# listener); the trained pixel Gen + Edit and motion Gen (causal and unconditioned) generate the
+# rest. No ground truth exists for this listener, so nothing here is scored or checked: the figure
+# shows what the models do with a speaker from outside the engine. Skipped when no clip is found.
+
+# %%
+from facelab.data import VideoError, read_audio, read_clip
+
+
+def find_speaker_video():
+    if speaker_video:
+        return Path(speaker_video)
+    root = config.data_dir()
+    for p in sorted((root / "video").glob("*.mp4")) if root is not None and (root / "video").is_dir() else []:
+        try:
+            read_audio(p, duration_s=0.5)
+            return p
+        except VideoError:        # a clip without sound cannot drive the audio tokens
+            continue
+    return None
+
+
+REAL_VIDEO = find_speaker_video()
+RV = None
+if REAL_VIDEO is None:
+    print("skipping the real speaker video: no speaker_video given and FACELAB_DATA is not set "
+          "(or its video/ folder has no clip with an audio track)")
+else:
+    RV = read_clip(REAL_VIDEO, fps=CFG["fps"], max_frames=CFG["frames"])
+    if len(RV.frames) < CFG["frames"] or RV.audio is None:
+        raise config.ConfigError(f"speaker_video {REAL_VIDEO}: needs {CFG['frames']} frames at {CFG['fps']} fps "
+                                 f"({CFG['frames'] / CFG['fps']:.2f} s) with sound; it has {len(RV.frames)} frames, "
+                                 f"audio {'none' if RV.audio is None else f'{len(RV.audio) / 16000:.2f} s'}")
+    RV_AUDIO = LD.check_audio(RV.audio, 16000, name=str(REAL_VIDEO))
+    print(f"{REAL_VIDEO.name}: {RV.frames.shape} frames at {RV.fps:.0f} fps, {len(RV_AUDIO) / 16000:.2f} s of sound")
+
+# %% [markdown]
+# The speaker's motion read from the real frames, and a square crop around the face (the median
+# mesh box, 1.4× its size) at the listener's size for the player and larger for the figure.
+
+# %%
+def real_speaker_motion(frames, every=8):
+    """(T, 56) motion, (T, 20) raw AU estimates and the crop box (x0, y0, side) of a real clip's face."""
+    from facelab.faces import detect, estimate_aus, landmarks
+
+    meshes, det = [], None
+    for j, f in enumerate(frames):
+        if j % every == 0:
+            d = detect(f)
+            det = d if len(d.boxes) else det          # hold the last box (causal)
+        if det is None:
+            raise ValueError(f"{REAL_VIDEO}: no face found in frame {j}; the speaker clip must show a face")
+        meshes.append(landmarks.detect_landmarks(f, det)[0][0])
+    meshes = np.stack(meshes)
+    aus, pose = estimate_aus(meshes[..., :2], fit_pose=True, return_pose=True)
+    rel_aus = np.clip(aus - np.median(aus[:START], 0), 0, 5)
+    spk_pose = TRAIN["speaker_motion"][..., :3].reshape(-1, 3).mean(0)
+    rel_pose = pose - np.median(pose[:START], 0) + spk_pose
+    lo, hi = np.median(meshes[..., :2].min(1), 0), np.median(meshes[..., :2].max(1), 0)
+    side = min(1.4 * float((hi - lo).max()), *frames.shape[1:3])
+    x0, y0 = np.clip((lo + hi) / 2 - side / 2, 0, np.array(frames.shape[2:0:-1]) - side)
+    lo_m, hi_m = TRAIN["speaker_motion"].min((0, 1)), TRAIN["speaker_motion"].max((0, 1))
+    return np.clip(LD.engine_motion(rel_aus, rel_pose), lo_m, hi_m), aus, (x0, y0, side)
+
+
+def crop(frames, box, size):
+    from PIL import Image
+
+    x0, y0, s = box
+    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.BILINEAR, box=(x0, y0, x0 + s, y0 + s)))
+                     for f in frames])
+
+
+if RV is not None:
+    _t = time.time()
+    RV_MOTION, RV_AUS, RV_BOX = real_speaker_motion(RV.frames)
+    RV_SPK = speaker_tokens({"mel": LD.log_mel(RV_AUDIO, CFG["frames"], CFG["fps"], CFG["n_mels"])[None],
+                             "speaker_motion": RV_MOTION[None]})
+    RV_FACE = {"small": crop(RV.frames, RV_BOX, CFG["size"]), "big": crop(RV.frames, RV_BOX, 64)}
+    print(f"speaker motion read in {time.time() - _t:.0f} s | raw AU estimates, mean over frames: "
+          f"{ {k: round(float(v), 2) for k, v in zip(AU_NAMES, RV_AUS.mean(0))} }")
+
+# %% [markdown]
+# Generating the listener for it: the first held-out engine listener gives the reference frame and
+# frames 0-15; pixel Gen (with its CTM-Adapter attention recorded for the player), Edit at every
+# segment border, and the motion Gen with and without the speaker, all seeded as in §3-§6.
+
+# %%
+if RV is not None:
+    _t, _c = time.time(), slice(0, 1)
+    RV_ATT = np.zeros((1, T_ALL, T_ALL), np.float32)
+    _v = generate(PIXEL_GEN, PIX["test"][_c], RV_SPK, START, gen_seed=seed, attention=RV_ATT)
+    RV_FR = {"Gen": pixel_back(_v)[0], "Gen+Edit": pixel_back(apply_edit(EDIT, _v, RV_SPK, BORDERS, gen_seed=seed))[0]}
+    RV_MOT = {k: motion_back(generate(MOTION_MODELS[k], LIS["test"][_c], RV_SPK, START, gen_seed=seed))[0]
+              for k in ("causal", "none")}
+    _d = np.abs(RV_MOT["causal"][START:, 6:26] - RV_MOT["none"][START:, 6:26]).mean()
+    report.metric("real_video_frames", len(RV.frames))
+    report.metric("real_video_exp_change_causal_vs_unconditioned", float(_d))
+    report.metric("real_video_listener_var_exp", float(MM.variance(RV_MOT["causal"][None, START:], "exp")))
+    print(f"listener generated in {time.time() - _t:.0f} s | mean |exp(causal) - exp(unconditioned)| {_d:.4f} "
+          f"(held-out engine dyads: {np.abs(PRED['causal'][..., 6:26] - PRED['none'][..., 6:26]).mean():.4f})")
+
+
+# %%
+def real_video_figure():
+    plt = viz.pyplot()
+    js = list(range(START - 4, CFG["frames"], max(1, (CFG["frames"] - START + 4) // 12)))
+    fig, axes = plt.subplots(3, len(js), figsize=(1.0 * len(js), 4.0), gridspec_kw={"height_ratios": [1, 1, 1.4]})
+    for c, j in enumerate(js):
+        for r, (img, lab) in enumerate(((RV_FACE["big"][j], "real speaker"), (RV_FR["Gen+Edit"][j], "listener"))):
+            axes[r, c].imshow(img)
+            axes[r, c].axis("off")
+            axes[r, c].set_title(f"{lab} {j}" if c == 0 else str(j) + (" (given)" if j < START else ""), fontsize=6)
+    gs = axes[2, 0].get_gridspec()
+    for a in axes[2]:
+        a.remove()
+    ax, t = fig.add_subplot(gs[2, :]), np.arange(CFG["frames"])
+    hop = len(RV_AUDIO) // len(t)
+    env = np.sqrt((RV_AUDIO[:len(t) * hop].reshape(len(t), -1) ** 2).mean(1))
+    ax.plot(t, env / env.max(), "0.6", label="speech envelope (norm.)")
+    for k, idx, st in (("speaker jaw (AU26 slot)", 6 + AU_NAMES.index("AU26"), "k:"), ("speaker smile", _au12, "k--")):
+        ax.plot(t, RV_MOTION[:, idx], st, label=k)
+    ax.plot(t[START:], RV_MOT["causal"][START:, _au12], label="listener smile, motion Gen")
+    ax.plot(t[START:], RV_MOT["none"][START:, _au12], alpha=0.6, label="listener smile, unconditioned")
+    ax.plot(t[START:], RV_MOT["causal"][START:, 0] * 10, label="listener pitch x10 (rad)")
+    ax.legend(fontsize=6, ncol=3)
+    ax.set_xlabel("frame")
+    fig.suptitle(f"real speaker: {REAL_VIDEO.name} (sound + estimated motion) -> generated listener", fontsize=8)
+    return fig
+
+
+if RV is not None:
+    viz.savefig(real_video_figure(), OUT, "listener_real_video")
+
+# %% [markdown]
+# What it shows (`WDA_KatieHill_000.mp4`, 64 frames at 25 fps; smoke and the CPU demo above): after
+# the speaker's estimated smile and jaw rise (frames 18-28), the causal motion Gen's listener smile
+# slot rises (to about 0.4 in the demo) while the unconditioned model's stays near 0, i.e. the
+# adapter reacts to a real speaker too, though the estimated speaker motion saturates at the
+# training range. The generated video does not show it: at 16 px (smoke) and 32 px / 75 steps (CPU
+# demo) the pixel Gen draws a blurred face, so the smile is visible in the motion branch only.
+
+# %% [markdown]
 # ## 9. The listener player
 #
 # `facelab.widgets.listener_player`: pick a speaker clip, play speaker and generated listener side
@@ -982,8 +1200,8 @@ viz.savefig(real_speech_figure(SHOW), OUT, "listener_real_speech")
 # the current frame's CTM-Adapter attention falls on the speaker's timeline (nothing after the red
 # line: the mask), and switch Gen vs Gen+Edit. Frames before 16 are the given start (true frames).
 # The clips are saved to `runs/08_ditailistener/<profile>/player_clips.npz`; the widget cell alone
-# (a fresh kernel) reloads them. Real talking-face *video* clips cannot be used here: no video
-# decoder (ffmpeg/PyAV) is in the lock file, so the player uses real speech with the engine's speaker.
+# (a fresh kernel) reloads them. With a real speaker video (§8b), its face crop, sound and generated
+# listener are the last clip in the list (real-derived: `runs/` is not committed).
 
 # %%
 from facelab.widgets import listener_player as LP
@@ -992,6 +1210,9 @@ _order = REAL[:2] + [i for i in range(len(TEST["sources"])) if i not in REAL][:2
 CLIPS = {f"{'real speech' if i in REAL else 'synthetic speech'} #{i}": LP.PlayerClip(
     f"{'real speech' if i in REAL else 'synthetic speech'} #{i}", TEST["speaker_frames"][i],
     {"Gen": FR["Gen"][i], "Gen+Edit": FR["Gen+Edit"][i]}, ATT[i], float(CFG["fps"]), TEST["audio"][i]) for i in _order}
+if RV is not None:       # the real speaker video (face crop at the listener's size) and its generated listener
+    _n = f"real video {REAL_VIDEO.stem}"
+    CLIPS[_n] = LP.PlayerClip(_n, RV_FACE["small"], RV_FR, RV_ATT[0], float(CFG["fps"]), RV_AUDIO)
 PLAYER_FILE = LP.save_clips(config.run_dir(NB, PROFILE) / "player_clips.npz", CLIPS)
 _st = LP.set_frame(CLIPS, LP.initial_state(CLIPS), START + 10)
 viz.savefig(viz.image_grid([LP.render_frame(CLIPS, _st), LP.attention_strip(CLIPS, _st)],
