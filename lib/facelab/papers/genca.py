@@ -171,7 +171,7 @@ def geometry_condition(g, kind, mean_g, mask):
     raise ValueError(f"geometry condition {kind!r}: expected 'none', 'displacement' or 'normal'")
 
 
-# --- notebooks/07_genca.ipynb, cell 48 ---
+# --- notebooks/07_genca.ipynb, cell 50 ---
 import torch
 
 
