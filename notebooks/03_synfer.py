@@ -54,6 +54,7 @@ clip_path = None
 max_train = None
 max_test = None
 diffusion_epochs = None
+diffusion_batch = None   # the diffusion model's batch size (None: the profile's; 32-64 gives a CPU run more steps)
 n_down = None
 guidance_lambda = None
 cfg_scale = None
@@ -135,7 +136,7 @@ CFG = config.pick(PROFILE, {
               "clip_x0": False, "prediction": "epsilon", "t_sampling": "uniform", "uniform_frac": 0.0, "ema": None},
 }, n_train=max_train, n_test=max_test, diff_epochs=diffusion_epochs, n_down=n_down, lam=guidance_lambda, cfg=cfg_scale,
    steps=sampling_steps, adapter_epochs=adapter_epochs, clf_epochs=classifier_epochs, n_au_real=n_au_real,
-   threads=threads)
+   threads=threads, diff_batch=diffusion_batch)
 
 
 # %%
@@ -176,6 +177,7 @@ print(f"profile {PROFILE} | device {DEVICE} | data {DATASET} | classes {NAMES}")
 print(CFG)
 report = Report("03_synfer", profile=PROFILE, dataset=DATASET, out_dir=OUT)
 report.record_caps(max_train=max_train, max_test=max_test, diffusion_epochs=diffusion_epochs, n_down=n_down,
+                   diffusion_batch=diffusion_batch,
                    unet_channels=unet_channels, sampling_steps=sampling_steps, adapter_epochs=adapter_epochs,
                    classifier_epochs=classifier_epochs, n_au_real=n_au_real, threads=threads,
                    synth_multipliers=synth_multipliers)

@@ -343,3 +343,19 @@ def test_fit_prototype_finds_a_hidden_target():
     assert best[AU_INDEX["AU26"]] > 0.5, best
     assert best[AU_INDEX["AU26"]] <= AU_MAX["AU26"] and best[AU_INDEX["AU25"]] <= AU_MAX["AU25"]
     assert np.count_nonzero(best) <= 2  # only the AUs it was given
+
+
+def test_strong_augmentation_warps_erases_and_is_seeded():
+    """realism's strong augmentation keeps shapes, changes every image (a warp or an erase), is
+    reproducible from the generator's seed, and an unknown augmentation name is refused by name."""
+    from facelab.synth.realism import _augment_strong, train_classifier
+
+    x = torch.randn(16, 1, 48, 48)
+    a = _augment_strong(x, torch.Generator().manual_seed(3))
+    b = _augment_strong(x, torch.Generator().manual_seed(3))
+    c = _augment_strong(x, torch.Generator().manual_seed(4))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert ((a - x).abs().flatten(1).max(1).values > 1e-3).all()
+    assert (a == 0).flatten(1).any(1).sum() >= 2  # about half the images get an erased box
+    with pytest.raises(ValueError, match="unknown augment 'mixup'"):
+        train_classifier(np.zeros((4, 48, 48), np.uint8), np.zeros(4, np.int64), augment="mixup")

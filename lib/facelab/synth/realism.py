@@ -167,6 +167,35 @@ def _augment(x: torch.Tensor, g: torch.Generator, shift: int = 2) -> torch.Tenso
     return pad[:, :, dy:dy + x.shape[2], dx:dx + x.shape[3]]
 
 
+def _augment_strong(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Flip, a random similarity warp per image (rotation +-12 degrees, scale 0.9-1.1, shift
+    +-8%), contrast/gamma jitter and one erased rectangle: the variety a small training set
+    lacks (faces in FER2013 tilt, sit off-centre and are partly hidden by hands and hair)."""
+    n = len(x)
+    flip = torch.rand(n, generator=g) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    ang = (torch.rand(n, generator=g) * 2 - 1) * 0.21
+    sc = 0.9 + 0.2 * torch.rand(n, generator=g)
+    sh = (torch.rand(n, 2, generator=g) * 2 - 1) * 0.16
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    theta = torch.stack([torch.stack([cos, -sin, sh[:, 0]], 1), torch.stack([sin, cos, sh[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+    x = x * (0.75 + 0.5 * torch.rand(n, 1, 1, 1, generator=g))  # contrast (inputs are standardised)
+    h, w = x.shape[2:]
+    eh, ew = (torch.randint(h // 8, h // 3, (2,), generator=g)).tolist()
+    ys, xs = torch.randint(0, h - eh, (n,), generator=g), torch.randint(0, w - ew, (n,), generator=g)
+    rows, cols = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
+    box = ((rows >= ys[:, None, None]) & (rows < (ys + eh)[:, None, None]) & (cols >= xs[:, None, None])
+           & (cols < (xs + ew)[:, None, None]) & (torch.rand(n, 1, 1, generator=g) < 0.5))
+    return x.masked_fill(box[:, None], 0.0)
+
+
+#: Training-time augmentations :func:`train_classifier` knows: "shift" (flips and small
+#: shifts) or "strong" (:func:`_augment_strong`).
+AUGMENTS = ("shift", "strong")
+
+
 class PlainCNN(torch.nn.Module):
     """A plain three-block CNN (conv-BN-ReLU then 2x2 max-pool, three times; dropout; linear),
     the second critic's architecture: no strided convolutions and a flattened head (position
@@ -208,10 +237,13 @@ def make_classifier(arch: str, width: int, pool: int = POOL) -> torch.nn.Module:
 
 
 def train_classifier(x: np.ndarray, y: np.ndarray, epochs: int = 4, width: int = 8, batch: int = 32,
-                     lr: float = 3e-3, seed: int = 0, arch: str = "small", pool: int = POOL) -> torch.nn.Module:
+                     lr: float = 3e-3, seed: int = 0, arch: str = "small", pool: int = POOL,
+                     augment: str = "shift") -> torch.nn.Module:
     """A classifier (``arch`` in :data:`ARCHS`) trained on (N, 48, 48) uint8 grey images
-    average-pooled by ``pool``; class-weighted cross-entropy, flips and shifts (up to 4 px at
-    48 px)."""
+    average-pooled by ``pool``; class-weighted cross-entropy; ``augment`` (:data:`AUGMENTS`):
+    flips and shifts (up to 4 px at 48 px), or the strong warp/contrast/erase set."""
+    if augment not in AUGMENTS:
+        raise ValueError(f"unknown augment {augment!r}: expected one of {', '.join(AUGMENTS)}")
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = make_classifier(arch, width, pool)
@@ -228,7 +260,8 @@ def train_classifier(x: np.ndarray, y: np.ndarray, epochs: int = 4, width: int =
         order = torch.randperm(len(xt), generator=g)
         for a in range(0, len(xt), batch):
             idx = order[a:a + batch]
-            loss = F.cross_entropy(model(_augment(xt[idx], g, shift)), yt[idx], weight=weight, label_smoothing=0.05)
+            xa = _augment(xt[idx], g, shift) if augment == "shift" else _augment_strong(xt[idx], g)
+            loss = F.cross_entropy(model(xa), yt[idx], weight=weight, label_smoothing=0.05)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -288,7 +321,7 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
         n_synth_test: int = 700, epochs: int = 4, width: int = 8, seed: int = 0,
         shuffle_labels: bool = False, threads: int | None = 1, critic_cache: str | os.PathLike | None = None,
         real_test_per_class: int = 300, synth_kw: dict | None = None, verbose: bool = False,
-        critics=CRITICS) -> dict:
+        critics=CRITICS, synth_augment: str = "shift") -> dict:
     """Both directions with two real-face critics (:data:`CRITICS`).
 
     Returns a dict of :func:`evaluate` results:
@@ -307,6 +340,10 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
     ``threads`` sets torch's threads for the run (1 is fastest on a small shared machine).
     ``critic_cache``: a folder where trained critics are stored and reused (they do not depend
     on the engine). ``synth_kw``: extra keyword arguments for :func:`synthetic_fer`'s renderer.
+    ``synth_augment``: the engine-trained model's augmentation (:data:`AUGMENTS`). Measured on the
+    tuning side (FER2013 train subset, issue 21 session 8), "strong" vs "shift": synth->real 0.302
+    vs 0.277 (seed 0), 0.265 vs 0.270 (seed 1), 0.275 vs 0.254 (seed 2): +0.014 on the mean,
+    within the seed spread, so the default stays "shift".
     """
     root = data_root or os.environ.get("FACELAB_DATA")
     if not root:
@@ -345,7 +382,7 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
         t2 = time.perf_counter()
         if shuffle_labels:
             ys = rng.permutation(ys)
-        m_syn = train_classifier(xs, ys, epochs, width, seed=seed)
+        m_syn = train_classifier(xs, ys, epochs, width, seed=seed, augment=synth_augment)
         res["synth_to_real"] = evaluate(m_syn, xp, yp)
         res["synth_to_real_tune"] = evaluate(m_syn, xv, yv)
         res["synth_to_synth"] = evaluate(m_syn, xst, yst)
@@ -354,7 +391,8 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
     res["seconds"] = {"data": t1 - t0, "critics": t2 - t1, "synth_model": t3 - t2}
     res["config"] = {"critics": {c[0]: f"{c[1]}@{c[2]}({sizes[c[0]]}),{c[4]}" for c in critics},
                      "synth_train": len(ys), "synth_test": len(yst), "real_test": len(yp),
-                     "epochs": epochs, "width": width, "seed": seed, "shuffle_labels": shuffle_labels}
+                     "epochs": epochs, "width": width, "seed": seed, "shuffle_labels": shuffle_labels,
+                     "synth_augment": synth_augment}
     return res
 
 
@@ -406,9 +444,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--critic-cache", default=None, help="folder to store/reuse the trained critics")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--shuffle-labels", action="store_true", help="control run: permuted training labels")
+    ap.add_argument("--synth-augment", default="shift", choices=AUGMENTS,
+                    help="augmentation of the engine-trained model (default: shift)")
     a = ap.parse_args(argv)
     res = run(a.data, a.real, a.synth, a.synth_test, a.epochs, a.width, a.seed, a.shuffle_labels,
-              critic_cache=a.critic_cache, verbose=True)
+              critic_cache=a.critic_cache, verbose=True, synth_augment=a.synth_augment)
     print(format_table(res))
     for name in ("real_to_synth", "synth_to_real"):
         print(f"\nconfusion {name} (rows true, cols predicted; {', '.join(BASIC7)}):\n{res[name]['confusion']}")
@@ -416,7 +456,9 @@ def main(argv: list[str] | None = None) -> None:
         import json
         out = {k: ({kk: (vv.tolist() if isinstance(vv, np.ndarray) else vv) for kk, vv in v.items()}
                    if isinstance(v, dict) else v) for k, v in res.items()}
-        Path(a.json).write_text(json.dumps(out, indent=1))
+        tmp = Path(a.json).with_suffix(".tmp")
+        tmp.write_text(json.dumps(out, indent=1))
+        os.replace(tmp, a.json)  # never a half-written table
 
 
 if __name__ == "__main__":
