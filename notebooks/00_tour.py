@@ -147,7 +147,9 @@ else:
 # stores per-class recall of every direction (derived numbers only, no images). `r->s held`
 # (the held-out critic on engine faces) and `s->r pub` (the engine-trained CNN on FER2013
 # publictest) are the two numbers that say how real the engine's expressions are; `r->r`
-# columns are the critics on real faces they never saw, the ceiling.
+# columns are the critics on real faces they never saw, the ceiling. The last line is a
+# critic-free check, `realism.mean_face_agreement`: how well the engine's average face, and
+# where each expression changes it, correlate with FER2013's (no network to overfit).
 
 # %%
 import json

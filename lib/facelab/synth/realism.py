@@ -281,6 +281,30 @@ def evaluate(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 
             "per_class": per, "confusion": conf, "n": int(len(y))}
 
 
+def mean_face_agreement(x_real: np.ndarray, y_real: np.ndarray, x_synth: np.ndarray, y_synth: np.ndarray) -> dict:
+    """A critic-free realism measure: how alike the two sets' average faces are.
+
+    Each image is standardised (zero mean, unit std); ``overall`` is the correlation of the two
+    all-class mean images, and ``per_class[c]`` the correlation of class c's mean *minus* the
+    all-class mean (what the expression changes, on average, where) between the real and the
+    synthetic set; ``mean`` averages ``per_class``. No network is trained, so tuning the engine
+    against it cannot overfit a critic. Measured (issue 21, session 8): FER2013's mean face is
+    crisp (dark sockets, brows, nostrils, mouth) and the engine's almost featureless (overall
+    ~0.37); engine surprise anti-correlates with real surprise (a large dark open mouth)."""
+    def standardise(x):
+        x = np.asarray(x, np.float32)
+        return (x - x.mean((1, 2), keepdims=True)) / (x.std((1, 2), keepdims=True) + 1e-3)
+
+    zr, zs = standardise(x_real), standardise(x_synth)
+    if zr.shape[1:] != zs.shape[1:]:
+        raise ValueError(f"mean_face_agreement: image sizes differ, real {zr.shape[1:]} vs synthetic {zs.shape[1:]}")
+    mr, ms = zr.mean(0), zs.mean(0)
+    corr = lambda a, b: float(np.corrcoef(a.ravel(), b.ravel())[0, 1])  # noqa: E731
+    per = {c: corr(zr[y_real == k].mean(0) - mr, zs[y_synth == k].mean(0) - ms)
+           if (y_real == k).any() and (y_synth == k).any() else float("nan") for k, c in enumerate(BASIC7)}
+    return {"overall": corr(mr, ms), "per_class": per, "mean": float(np.nanmean(list(per.values())))}
+
+
 #: The two real-face critics: (name, architecture, FER2013 split it learns from, seed, training
 #: config). "tune" is the one to tune the engine against; "heldout" (another architecture,
 #: another split, another seed, another input resolution) is the one to report with, so that
@@ -386,6 +410,7 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
         res["synth_to_real"] = evaluate(m_syn, xp, yp)
         res["synth_to_real_tune"] = evaluate(m_syn, xv, yv)
         res["synth_to_synth"] = evaluate(m_syn, xst, yst)
+        res["mean_face"] = mean_face_agreement(xp, yp, xst, yst)
         t3 = time.perf_counter()
         log(f"synthetic model: {t3 - t2:.0f} s")
     res["seconds"] = {"data": t1 - t0, "critics": t2 - t1, "synth_model": t3 - t2}
@@ -411,6 +436,11 @@ def format_table(res: dict) -> str:
     lines.append(f"{'balanced':<10}" + "".join(f"{res[k]['balanced_accuracy']:>11.3f}" for _, k in cols))
     lines.append(f"{'accuracy':<10}" + "".join(f"{res[k]['accuracy']:>11.3f}" for _, k in cols))
     lines.append(f"{'n test':<10}" + "".join(f"{res[k]['n']:>11d}" for _, k in cols))
+    if "mean_face" in res:  # stored tables from before session 8 lack it
+        mf = res["mean_face"]
+        lines.append("mean-face agreement (publictest vs engine test faces, no network): overall "
+                     f"{mf['overall']:.3f}; class differences " + ", ".join(f"{c} {mf['per_class'][c]:+.2f}" for c in BASIC7)
+                     + f" (mean {mf['mean']:+.3f})")
     lines.append(f"chance = {1 / len(BASIC7):.3f}; held = held-out critic (report), tune = tuning critic; "
                  f"config {res['config']}; seconds {', '.join(f'{k} {v:.0f}' for k, v in res['seconds'].items())}")
     return "\n".join(lines)
