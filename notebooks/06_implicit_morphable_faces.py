@@ -897,9 +897,9 @@ report.table()
 # On held-out synthetic identities (and a held-out expression): the fitted model's Chamfer-L1
 # must beat the mean shape's, the shared UV net's landmark matching accuracy must beat the
 # per-identity layout's, and after inverting one frontal image the PSNR of a 35° view must beat the mean
-# code's. Measured over seeds 0-4 under `ATEN_CPU_CAPABILITY=default` (`scripts/seed_sweep.py 06`,
-# no data): Chamfer 0.028-0.041 vs 0.042-0.069 (smallest gap 0.014), UV matching 0.50-0.67 vs
-# 0.05-0.09, novel-view PSNR 15.1-21.7 vs 10.7-16.8 dB (smallest gap 1.1 dB); all True.
+# code's. Measured over seeds 0-4 x `ATEN_CPU_CAPABILITY` default/avx2/avx512 (`scripts/seed_sweep.py
+# 06`, no data, 15 runs, all True): Chamfer 0.028-0.041 vs 0.043-0.069 (smallest gap 0.014), UV
+# matching 0.48-0.68 vs 0.03-0.20, novel-view PSNR 14.9-21.8 vs 10.7-16.8 dB (smallest gap 1.1 dB).
 
 # %%
 report.check("chamfer_beats_mean_shape", CH_OURS < CH_MEAN)
