@@ -312,14 +312,14 @@ except NoFaceError as e:
 # every frame; `facelab.data.read_clip` decodes them (PyAV), here at 8 frames per second.
 
 # %%
-real_dir = None if config.data_dir() is None else config.data_dir() / "video"
-if real_dir is None or not real_dir.is_dir():
-    print("skipped: FACELAB_DATA is not set or has no video/ folder")
+real_videos = config.data_files("video", "*.mp4")
+if not real_videos:
+    print("skipped: FACELAB_DATA is not set or has no video/*.mp4")
 else:
     from facelab.data import read_clip
     from facelab.faces.track import detect_frames
 
-    path = sorted(real_dir.glob("*.mp4"))[0]
+    path = real_videos[0]
     real = read_clip(path, fps=8, max_frames=16, audio_rate=None).frames
     rtracks, rmain = track_main(real, detect_frames(real))
     rtube, _ = crop_tube(real, rmain, size=64)
@@ -865,8 +865,7 @@ from pathlib import Path
 def real_clip_paths():
     if real_clips is not None:
         return [Path(p) for p in real_clips]
-    d = config.data_dir()
-    return [] if d is None or not (d / "video").is_dir() else sorted((d / "video").glob("*.mp4"))[:3]
+    return config.data_files("video", "*.mp4")[:3]
 
 
 def real_inputs(path):

@@ -784,8 +784,8 @@ def refine_texture(model, z, tgt, region, steps_=200, tv=0.02):
 
 # %%
 clip_file = Path(clip_path) if clip_path else None
-if clip_file is None and config.data_dir() is not None:
-    clip_file = next(iter(sorted((config.data_dir() / "video").glob("*.mp4"))), None)
+if clip_file is None:
+    clip_file = next(iter(config.data_files("video", "*.mp4")), None)
 REAL = None
 if clip_file is None:
     print("skipping the real face: FACELAB_DATA is not set (or has no video/*.mp4) and no clip_path given")

@@ -858,16 +858,10 @@ def expression_codes_from_aus(aus):
 
 
 def aus_from_frames(frames, where="clip"):
-    """(m, 20) AU estimates, one per RGB frame (H, W, 3) uint8; every frame must show a face."""
-    from facelab.faces import au_estimate, landmarks
+    """(m, 20) AU estimates, one per RGB frame (H, W, 3) uint8 (faces detected on every frame)."""
+    from facelab.faces import clip_meshes, estimate_aus
 
-    out = []
-    for i, frame in enumerate(frames):
-        meshes, _ = landmarks.detect_landmarks(np.asarray(frame))
-        if len(meshes) == 0:
-            raise ValueError(f"{where}: no face found in frame {i}; the driving clip needs a visible face in every frame")
-        out.append(au_estimate.estimate_aus(meshes[0][:, :2]))
-    return np.stack(out)
+    return np.stack([estimate_aus(m[:, :2]) for m in clip_meshes(np.asarray(frames), where=where)])
 
 
 # %% [markdown]
@@ -895,8 +889,8 @@ from facelab.data import read_clip
 clip_file, CLIP_AUS, CLIP_SOURCE = None, None, None
 if clip_path:
     clip_file = clip_path
-elif config.data_dir() is not None and sorted((config.data_dir() / "video").glob("*.mp4")):
-    clip_file = sorted((config.data_dir() / "video").glob("*.mp4"))[0]
+else:
+    clip_file = next(iter(config.data_files("video", "*.mp4")), None)
 if clip_file is None:
     print("skipping the real clip: FACELAB_DATA is not set (and no clip_path given)")
 else:

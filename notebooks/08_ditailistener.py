@@ -166,8 +166,7 @@ for bad in (lambda: LD.check_audio(np.zeros(16000), 16000), lambda: LD.check_aud
 # identities, new synthetic speech) and, with real speech, from other wav files than training.
 
 # %%
-SPEECH = sorted(Path(speech_dir).glob("*.wav")) if speech_dir else (
-    sorted((config.data_dir() / "audio").glob("*.wav")) if config.data_dir() else [])
+SPEECH = sorted(Path(speech_dir).glob("*.wav")) if speech_dir else config.data_files("audio", "*.wav")
 TRAIN_WAVS, TEST_WAVS = SPEECH[:len(SPEECH) // 2], SPEECH[len(SPEECH) // 2:]
 
 
@@ -1062,8 +1061,7 @@ from facelab.data import VideoError, read_audio, read_clip
 def find_speaker_video():
     if speaker_video:
         return Path(speaker_video)
-    root = config.data_dir()
-    for p in sorted((root / "video").glob("*.mp4")) if root is not None and (root / "video").is_dir() else []:
+    for p in config.data_files("video", "*.mp4"):
         try:
             read_audio(p, duration_s=0.5)
             return p
@@ -1093,17 +1091,9 @@ else:
 # %%
 def real_speaker_motion(frames, every=8):
     """(T, 56) motion, (T, 20) raw AU estimates and the crop box (x0, y0, side) of a real clip's face."""
-    from facelab.faces import detect, estimate_aus, landmarks
+    from facelab.faces import clip_meshes, estimate_aus
 
-    meshes, det = [], None
-    for j, f in enumerate(frames):
-        if j % every == 0:
-            d = detect(f)
-            det = d if len(d.boxes) else det          # hold the last box (causal)
-        if det is None:
-            raise ValueError(f"{REAL_VIDEO}: no face found in frame {j}; the speaker clip must show a face")
-        meshes.append(landmarks.detect_landmarks(f, det)[0][0])
-    meshes = np.stack(meshes)
+    meshes = clip_meshes(frames, every=every, where=str(REAL_VIDEO))  # boxes held between detections (causal)
     aus, pose = estimate_aus(meshes[..., :2], fit_pose=True, return_pose=True)
     rel_aus = np.clip(aus - np.median(aus[:START], 0), 0, 5)
     spk_pose = TRAIN["speaker_motion"][..., :3].reshape(-1, 3).mean(0)

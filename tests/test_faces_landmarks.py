@@ -82,3 +82,21 @@ def test_detect_returns_five_points_inside_the_box():
     assert p[0, 0] < p[1, 0] and p[3, 0] < p[4, 0] and p[2, 1] < p[3, 1]
     gt = read_pts(f.with_suffix(".pts"))
     assert np.linalg.norm(p[0] - gt[36:42].mean(0)) < 0.2 * np.linalg.norm(gt[36] - gt[45])
+
+
+def test_clip_meshes_holds_the_box_and_names_a_faceless_start():
+    """The mesh lands on an engine face's exact landmarks in every frame (frame 1 uses frame 0's
+    held box, every=2), and a clip whose first frame has no face is refused by name and frame."""
+    from facelab import synth
+    from facelab.faces import clip_meshes
+
+    b = synth.faces(2, 192, [1, 3], seed=0, backgrounds="plain", face_scale=(0.55, 0.6))
+    frames = np.concatenate([b.images[:1], b.images[:1], b.images[1:]])
+    meshes = clip_meshes(frames, every=2)
+    truth = b.landmarks468[[0, 0, 1]]
+    assert meshes.shape == (3, 468, 3)
+    assert np.abs(meshes[..., :2] - truth).mean() < 6.0  # px at 192 px (measured 2.2 on frame 0)
+    with pytest.raises(ValueError, match="x.mp4: no face found in frame 0"):
+        clip_meshes(np.concatenate([np.zeros_like(frames[:1]), frames]), where="x.mp4")
+    with pytest.raises(ValueError, match="every must be >= 1"):
+        clip_meshes(frames, every=0)

@@ -324,3 +324,17 @@ def test_savefig_writes_the_png_atomically_and_returns_nothing(tmp_path):
     assert viz.savefig(fig, tmp_path / "nb", "curve", show=False) is None    # no path echoed under the figure
     files = sorted(p.name for p in (tmp_path / "nb").iterdir())
     assert files == ["curve.png"] and (tmp_path / "nb" / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_data_files_lists_a_folder_under_facelab_data(tmp_path, monkeypatch):
+    """Sorted matches in FACELAB_DATA/<folder>; empty (not an error) when FACELAB_DATA is unset
+    or the folder is missing, which is how real-data sections decide to skip."""
+    from facelab import config
+    (tmp_path / "video").mkdir()
+    for name in ("b.mp4", "a.mp4", "notes.txt"):
+        (tmp_path / "video" / name).write_text("x")
+    monkeypatch.setenv("FACELAB_DATA", str(tmp_path))
+    assert [p.name for p in config.data_files("video", "*.mp4")] == ["a.mp4", "b.mp4"]
+    assert config.data_files("audio", "*.wav") == []
+    monkeypatch.delenv("FACELAB_DATA")
+    assert config.data_files("video", "*.mp4") == []

@@ -155,6 +155,16 @@ def data_dir(required: bool = False) -> Path | None:
     return p
 
 
+def data_files(folder: str, pattern: str) -> list[Path]:
+    """Sorted files matching ``pattern`` in ``FACELAB_DATA/<folder>`` (e.g. ``data_files("video",
+    "*.mp4")``); an empty list when FACELAB_DATA is unset or has no such folder, so a notebook's
+    real-data section can print why it skips."""
+    root = data_dir()
+    if root is None or not (root / folder).is_dir():
+        return []
+    return sorted((root / folder).glob(pattern))
+
+
 def dataset_root(data_root: str | os.PathLike | None, *names: str) -> Path | None:
     """Resolve a notebook's ``data_root`` parameter.
 

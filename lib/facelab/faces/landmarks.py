@@ -132,6 +132,28 @@ def detect_landmarks(image, detections: Detections | None = None, *, min_score: 
     return (np.stack(meshes) if meshes else np.zeros((0, 468, 3))), det
 
 
+def clip_meshes(frames, *, every: int = 1, min_score: float = 0.9, where: str = "clip",
+                model: FaceMesh | None = None) -> np.ndarray:
+    """(T, 468, 3) mesh of the first detected face in each frame of a clip (T, H, W, 3).
+
+    Faces are detected on every ``every``-th frame and the last box is held in between (causal:
+    no frame uses a later frame's detection); the mesh is fitted on every frame. A frame before
+    the first detection is an error naming ``where`` and the frame."""
+    if every < 1:
+        raise ValueError(f"clip_meshes: every must be >= 1, got {every}")
+    fm = model or face_mesh()
+    out, det = [], None
+    for j, frame in enumerate(frames):
+        rgb = load_rgb(frame)
+        if j % every == 0:
+            found = detect(rgb, min_score=min_score)
+            det = found if len(found.boxes) else det
+        if det is None:
+            raise ValueError(f"{where}: no face found in frame {j}; the clip must show a face from its first frame")
+        out.append(fm.predict(rgb, det.boxes[0], det.points[0])[0])
+    return np.stack(out) if out else np.zeros((0, 468, 3))
+
+
 def landmarks68(image, **kw) -> np.ndarray:
     """(n, 68, 2) 300-W points of every detected face."""
     meshes, _ = detect_landmarks(image, **kw)

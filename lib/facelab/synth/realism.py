@@ -169,26 +169,23 @@ def _augment(x: torch.Tensor, g: torch.Generator, shift: int = 2) -> torch.Tenso
 
 def _augment_strong(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Flip, a random similarity warp per image (rotation +-12 degrees, scale 0.9-1.1, shift
-    +-8%), contrast/gamma jitter and one erased rectangle: the variety a small training set
-    lacks (faces in FER2013 tilt, sit off-centre and are partly hidden by hands and hair)."""
+    +-8%), contrast jitter and, on half the images, one erased box (``facelab.nn.augment``'s flip
+    and erase, drawn from ``g``): the variety a small training set lacks (faces in FER2013 tilt,
+    sit off-centre and are partly hidden by hands and hair)."""
+    from ..nn.augment import random_erase, random_hflip
     n = len(x)
-    flip = torch.rand(n, generator=g) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    ang = (torch.rand(n, generator=g) * 2 - 1) * 0.21
-    sc = 0.9 + 0.2 * torch.rand(n, generator=g)
-    sh = (torch.rand(n, 2, generator=g) * 2 - 1) * 0.16
-    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
-    theta = torch.stack([torch.stack([cos, -sin, sh[:, 0]], 1), torch.stack([sin, cos, sh[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
-    x = x * (0.75 + 0.5 * torch.rand(n, 1, 1, 1, generator=g))  # contrast (inputs are standardised)
-    h, w = x.shape[2:]
-    eh, ew = (torch.randint(h // 8, h // 3, (2,), generator=g)).tolist()
-    ys, xs = torch.randint(0, h - eh, (n,), generator=g), torch.randint(0, w - ew, (n,), generator=g)
-    rows, cols = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
-    box = ((rows >= ys[:, None, None]) & (rows < (ys + eh)[:, None, None]) & (cols >= xs[:, None, None])
-           & (cols < (xs + ew)[:, None, None]) & (torch.rand(n, 1, 1, generator=g) < 0.5))
-    return x.masked_fill(box[:, None], 0.0)
+    with torch.random.fork_rng():  # the shared flip/erase draw from torch's global generator
+        torch.manual_seed(int(torch.randint(0, 2 ** 62, (1,), generator=g)))
+        x = random_hflip(x)
+        ang = (torch.rand(n) * 2 - 1) * 0.21
+        sc = 0.9 + 0.2 * torch.rand(n)
+        sh = (torch.rand(n, 2) * 2 - 1) * 0.16
+        cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+        theta = torch.stack([torch.stack([cos, -sin, sh[:, 0]], 1), torch.stack([sin, cos, sh[:, 1]], 1)], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+        x = x * (0.75 + 0.5 * torch.rand(n, 1, 1, 1))  # contrast (inputs are standardised)
+        return random_erase(x, p=0.5)
 
 
 #: Training-time augmentations :func:`train_classifier` knows: "shift" (flips and small
