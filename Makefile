@@ -73,8 +73,9 @@ book: venv
 test-learning: venv
 	ATEN_CPU_CAPABILITY=default $(VPY) -m pytest -m "learning and not long" $(PYTEST_ARGS) tests
 
+## Unit tests alone: the `executed` tests need `make test`'s notebook runs and book first.
 test-unit: venv
-	$(VPY) -m pytest -x -m "not long" $(PYTEST_ARGS) tests
+	$(VPY) -m pytest -x -m "not long and not executed" $(PYTEST_ARGS) tests
 
 ## Tests of many CPU-minutes (e.g. realism of synth against real FER2013; needs FACELAB_DATA).
 test-long: venv
