@@ -123,6 +123,7 @@ CFG = config.pick(PROFILE, {
              "start_index": 4, "guide_from": 8, "lam": 5.0, "n_down": 4000, "clf_epochs": 20, "clf_width": 32,
              "eval_width": 48, "clf_batch": 128, "synth": {}, "tone": None, "n_ensemble": 3, "n_au_edit": 64,
              "gen_batch": 1024, "threads": None, "start": "noise", "n_au_real": 8000, "clip_x0": True,
+             "clf_min_steps": 400,  # only CPU caps reach it (full demo: >= 620 steps per classifier)
              "prediction": "v_prediction", "t_sampling": "logit_normal", "uniform_frac": 0.3, "ema": 0.999},
     # SD 1.5 + LoRA as the unofficial reproduction (lr 1e-4, batch 32, 5 epochs at 512 px);
     # semantic guidance: 50 DDIM steps, inverted start at step 15 (35 denoising steps), step 0.1 from step 15, CFG 7.5.
