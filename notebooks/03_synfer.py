@@ -1114,8 +1114,13 @@ for name, delta, up, others, off in au_rows:
 viz.savefig(viz.image_grid(edit_tiles, edit_titles, ncols=8, size=1.1,
                            suptitle="AU edits: empty caption, same noise; AUs off (first 4) vs one AU group on"),
             OUT, "au_edits")
-# A rise of at least 0.2 intensity units in every testable group, on at least two groups.
-report.check("au_control_moves_requested_aus_up", len(au_deltas) >= 2 and all(d > 0.2 for d in au_deltas.values()))
+# At least two testable groups; every one rises by more than 0.1 intensity units and their mean by
+# more than 0.5. Smoke, seeds 0-4 x ATEN_CPU_CAPABILITY default / avx2 / avx512 (15 runs): the
+# weakest group (jaw drop) rose 0.22-0.59, the mean 0.91-1.34 (an earlier bar of 0.2 per group
+# held by only 0.016 on seed 4 under avx2).
+AU_GROUP_MIN, AU_MEAN_MIN = 0.1, 0.5
+report.check("au_control_moves_requested_aus_up", len(au_deltas) >= 2 and min(au_deltas.values()) > AU_GROUP_MIN
+             and float(np.mean(list(au_deltas.values()))) > AU_MEAN_MIN)
 
 # %% [markdown]
 # ## Pseudo-label generator
@@ -1216,6 +1221,22 @@ report.check("synthetic_only_classifier_learns", DOWN["synthetic_1x"] > 1.5 / K)
 # most common class (0.265 is publictest's happy share in these 1,400 faces), so (a)-(d) cannot
 # differ. Two checks fail, as they should. The next CPU attempt needs many more, smaller steps
 # (batch 32-64 rather than 256) and n_down >= 2,000; the real numbers need the GPU demo.
+
+# %% [markdown]
+# ### Check margins, measured
+# Smoke, seeds 0-4 × `ATEN_CPU_CAPABILITY` default / avx2 / avx512, 15 runs
+# (`env -u FACELAB_DATA python scripts/seed_sweep.py 03 --seeds 0 1 2 3 4 --caps default avx2 avx512`,
+# 2026-12-06, engine synth-3); every check held in every run:
+#
+# | check | bar | measured over the 15 runs |
+# |---|---|---|
+# | diffusion loss decreased (last / first, smoothed) | < 0.8 | 0.22-0.27 |
+# | generated faces recognised (evaluator, 3 classes) | >= 0.667 | 0.933-1.000 |
+# | AU control: each group's rise / mean rise | > 0.1 / > 0.5 | jaw drop 0.22-0.59, brow raise 1.11-1.91, smile 1.04-1.53 / 0.91-1.34 |
+# | synthetic-only downstream classifier (1×) | > 0.5 | 0.625-0.880 (real-only: 0.850-0.920) |
+#
+# The loss ratio agrees within 0.001 across the three vector units for each seed; the AU rises differ by up
+# to 0.35 between them.
 
 # %%
 report.metric("wall_s_notebook", time.time() - T0)
