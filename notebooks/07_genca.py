@@ -1228,11 +1228,16 @@ report.table()
 # %% [markdown]
 # ## Checks
 #
+# Measured on smoke over seeds 0-4 × `ATEN_CPU_CAPABILITY` default / avx2 / avx512 (15 runs,
+# `env -u FACELAB_DATA python scripts/seed_sweep.py 07 --seeds 0 1 2 3 4 --caps default avx2 avx512`,
+# 2026-12-06); both checks held in all 15:
+#
 # * generated avatars (normal-map GCTM) agree with their held-out captions' attributes more than
-#   chance does (measured: 0.641 / 0.688 / 0.672 vs chance 0.484 / 0.492 / 0.460 on seeds 0 / 1 / 2);
-# * expression transfer beats copying the neutral face (mean vertex error 2.29 / 2.57 / 2.02
-#   vs 10.76 / 11.90 / 11.50 model units on seeds 0 / 1 / 2);
-# * recorded, not asserted: `agreement_normal_minus_none` (above).
+#   chance does: agreement 0.583-0.693 vs chance 0.421-0.495, a margin of 0.152-0.212;
+# * expression transfer beats copying the neutral face: mean vertex error 2.10-2.49 vs 9.03-10.42
+#   model units;
+# * recorded, not asserted: `agreement_normal_minus_none` (above): −0.026 to +0.026 over the same
+#   15 runs, positive in 10 of them.
 
 # %%
 report.check("generated_attributes_above_chance", ROWS["normal"]["agreement"] > ROWS["normal"]["chance"])
