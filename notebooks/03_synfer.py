@@ -1200,27 +1200,43 @@ report.check("synthetic_only_classifier_learns", DOWN["synthetic_1x"] > 1.5 / K)
 # FineFace 74.61 / 38.05 %, SynFER 16.32 / 55.14 %. A smoke run is a check that every part learns,
 # never a reproduction; our FD is in FER-classifier features, not Inception.
 #
-# **FER2013 on a 2-core CPU (demo profile with CPU caps, 2026-12-06, 41 min while two other jobs
-# ran).** Caps: `max_train=2000 max_test=1400 diffusion_epochs=12 unet_channels=[32,64,128]
-# sampling_steps=12 adapter_epochs=2 classifier_epochs=8 n_au_real=1000 n_down=300
-# synth_multipliers=[1,2] threads=1`; train -> publictest (sharp train split, median Laplacian
-# variance 1,637 vs 2,043).
+# **FER2013 on a 2-core CPU (demo profile with CPU caps, 2026-12-06; two runs).** Train -> publictest
+# (sharp train split, median Laplacian variance 1,637 vs 2,043). Common caps: `max_train=2000
+# max_test=1400 diffusion_epochs=12 unet_channels=[32,64,128] sampling_steps=12 adapter_epochs=2
+# classifier_epochs=8 n_au_real=1000 synth_multipliers=[1,2] threads=1`. Run 1 (41 min, two other
+# jobs beside it): the profile's diffusion batch 256 (96 optimiser steps), `n_down=300`. Run 2 (117
+# min, three other jobs beside it): `diffusion_batch=32` (750 steps), `n_down=1000`, and every
+# classifier at least 400 optimiser steps (the demo profile's `clf_min_steps`; the full demo gives
+# each >= 620). Command of run 2:
 #
-# | metric | ours, FER2013 CPU caps | paper (AffectNet, SD 1.5) |
-# |---|---|---|
-# | real-face classifiers (guide / eval) on publictest | 0.281 / 0.274 | - |
-# | eval classifier on generated faces (7 classes, chance 0.143) | 0.152 (happy 0.98, every other class <= 0.06) | 55.14 % |
-# | FD, eval-classifier features, real vs generated (real vs real) | 0.163 (0.160) | 16.32 (Inception FID) |
-# | downstream (a) real / (b) synthetic 1x / (c) 2x / (d) real + synthetic, n_down 300 | 0.265 / 0.265 / 0.265 / 0.265 | 67.23 % (synthetic 1x) |
-# | AU control: pairs moved up (brow raise, brow lower, smile, jaw drop) | 0 / 0 / 0 / 0 | - |
+# ```
+# FACELAB_DATA=/work/shared/data python -m facelab run 03 --profile demo -p data_root=fer2013 -p max_train=2000 \
+#     -p max_test=1400 -p diffusion_epochs=12 -p diffusion_batch=32 -p 'unet_channels=[32,64,128]' -p sampling_steps=12 \
+#     -p adapter_epochs=2 -p classifier_epochs=8 -p n_au_real=1000 -p n_down=1000 -p 'synth_multipliers=[1,2]' -p threads=1
+# ```
 #
-# What it shows: at these caps nothing here is a result about SynFER. The diffusion model got 96
-# optimiser steps (2,000 faces in batches of 256 for 12 epochs): its loss fell from 0.69 to 0.23,
-# but every generated face reads as *happy*, so the generated set carries no class information
-# and the AU edits move nothing. The downstream classifiers, trained on 300 faces, all predict the
-# most common class (0.265 is publictest's happy share in these 1,400 faces), so (a)-(d) cannot
-# differ. Two checks fail, as they should. The next CPU attempt needs many more, smaller steps
-# (batch 32-64 rather than 256) and n_down >= 2,000; the real numbers need the GPU demo.
+# | metric | run 1 | run 2 | paper (AffectNet, SD 1.5) |
+# |---|---|---|---|
+# | diffusion loss, first -> last | 0.69 -> 0.23 | 0.46 -> 0.15 | - |
+# | real-face classifiers (guide / eval) on publictest | 0.281 / 0.274 | 0.393 / 0.375 | - |
+# | eval classifier on generated faces (7 classes, chance 0.143) | 0.152 (happy 0.98, others <= 0.06) | 0.147 (fear 0.37, happy 0.30, others <= 0.14) | 55.14 % |
+# | FD, eval-classifier features, real vs generated (real vs real) | 0.163 (0.160) | 5.32 (0.21) | 16.32 (Inception FID) |
+# | pseudo-labels kept / relabelled / dropped | 0.13 / 0.62 / 0.25 | 0.04 / 0.14 / 0.83 | - |
+# | downstream (a) real | 0.265 | 0.354 | - |
+# | downstream (b) synthetic 1x / (c) 2x | 0.265 / 0.265 | 0.216 / 0.236 | 67.23 % (synthetic 1x) |
+# | downstream (d) real + synthetic 1x | 0.265 | 0.370 | - |
+# | AU control: pairs moved up (brow raise, brow lower, smile, jaw drop) | 0 / 0 / 0 / 0 | 0 / 0 / 0.02 / 0.02 | - |
+#
+# What it shows: **still nothing about SynFER.** With eight times more diffusion steps the
+# generated faces no longer all read as happy, but they carry no class information either: the
+# evaluator scores them at chance (0.147), and their FD to real faces (5.3) is 25 times the
+# real-vs-real one. The AU edits move nothing, so two checks fail, as they should. The ensemble
+# agreed on only 17 % of the generated faces (83 % dropped), so the synthetic-only classifiers
+# learn from about 170 / 340 faces labelled by the guides: 0.216 / 0.236, above chance by
+# imitating the guides, far below the 1,000 real faces' 0.354. Real + synthetic (0.370) is 1.6
+# points above real alone, about one standard error on 1,400 test faces: no measurable gain. A
+# from-scratch generator needs the GPU demo's 40 epochs at batch 256 (about 4,500 steps on the
+# whole train split) before these numbers can say anything; that run is in `make gpu-check`.
 
 # %% [markdown]
 # ### Check margins, measured
