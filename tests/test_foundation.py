@@ -192,6 +192,17 @@ def test_report_writes_design_layout(tmp_path):
     assert d["checks"] == {"learned": True}
 
 
+def test_print_checks_refuses_a_recorded_check_left_out_of_the_list(tmp_path, capsys):
+    r = Report("99_x", profile="smoke", dataset="synth", out_dir=tmp_path, device="cpu")
+    r.check("learned", True)
+    r.check("coin_flip", False)
+    with pytest.raises(ValueError, match="coin_flip"):
+        r.print_checks(["learned"])
+    assert "learned: True" in capsys.readouterr().out
+    r.print_checks(["learned", "coin_flip", "never_recorded"])      # listed: printed, no error
+    assert "never_recorded: False" in capsys.readouterr().out
+
+
 def test_results_md_lists_ours_beside_the_paper(tmp_path):
     (tmp_path / "05_x").mkdir()
     (tmp_path / "05_x" / "metrics.json").write_text(json.dumps({

@@ -126,6 +126,13 @@ class Report:
 
         The list is literal in the cell (``CHECKS = [...]``) so the test harness knows the
         expected output without running anything; a listed check never recorded prints False.
+        A recorded check missing from the list is an error: ``facelab run`` fails a run on any
+        False check, listed or not, so an unlisted one would gate runs while the notebook's
+        Checks list says it does not (a value to report, not assert, is a ``metric``).
         """
         for k in names:
             print(f"{k}: {self.checks.get(k, False)}")
+        unlisted = sorted(set(self.checks) - set(names))
+        if unlisted:
+            raise ValueError(f"{self.notebook}: checks recorded but not in CHECKS: {', '.join(unlisted)}; "
+                             "list them (facelab run asserts every recorded check) or record them with report.metric")
