@@ -799,12 +799,31 @@ print(per_class.T.round(3).to_string())
 # %% [markdown]
 # ### The smoke checks, measured over seeds (2026-12-06)
 #
-# **On the current engine (synth-3)**, seeds 0-4 with `ATEN_CPU_CAPABILITY=default`
-# (`env -u FACELAB_DATA python scripts/seed_sweep.py 04 --seeds 0 1 2 3 4 --caps default`, session 9):
-# all three checks True in all five runs; close-set accuracy 0.979-0.993; MSP mean AUROC
-# 0.750-0.864, oracle selection 0.896-0.971, i.e. the oracle removes 55-88 % of MSP's remaining
-# error (bar 40 %); ours 0.153-0.265. The avx2 / avx512 runs on this engine are still to do. The
-# table below is the earlier measurement, on the engine before its issue-21 changes.
+# **On the current engine (synth-3)**, seeds 0-4 with `ATEN_CPU_CAPABILITY` default, avx2 and
+# avx512 (`env -u FACELAB_DATA python scripts/seed_sweep.py 04 --seeds 0 1 2 3 4 --caps default`,
+# then `--caps avx2` and `--caps avx512`; sessions 9 and 10, 2-core AMD EPYC with AVX-512, two
+# sweeps at a time, hence the wall times): all three checks True in all 15 runs.
+#
+# | kernels | seed | close-set acc | MSP | ours | oracle selection | share of MSP's error removed | wall |
+# |---|---|---|---|---|---|---|---|
+# | default | 0 | 0.984 | 0.856 | 0.170 | 0.953 | 68 % | 173 s |
+# | default | 1 | 0.993 | 0.750 | 0.153 | 0.971 | 88 % | 176 s |
+# | default | 2 | 0.981 | 0.837 | 0.265 | 0.957 | 73 % | 179 s |
+# | default | 3 | 0.979 | 0.767 | 0.184 | 0.896 | 55 % | 177 s |
+# | default | 4 | 0.992 | 0.864 | 0.200 | 0.942 | 57 % | 180 s |
+# | avx2 | 0 | 0.992 | 0.803 | 0.163 | 0.951 | 75 % | 184 s |
+# | avx2 | 1 | 0.984 | 0.700 | 0.139 | 0.964 | 88 % | 163 s |
+# | avx2 | 2 | 0.977 | 0.887 | 0.369 | 0.962 | 66 % | 149 s |
+# | avx2 | 3 | 0.982 | 0.807 | 0.192 | 0.935 | 66 % | 168 s |
+# | avx2 | 4 | 0.972 | 0.840 | 0.246 | 0.913 | **46 %** | 148 s |
+#
+# avx512 gave the same numbers as avx2 on every seed (this twin's float work goes through the same
+# kernels under both). The smallest margins: close-set accuracy 0.972 against the bar
+# 1/6 + 0.3 = 0.467; the oracle removed 46 % of MSP's remaining error (avx2 and avx512, seed 4)
+# against the 40 % bar the check had until then, too thin a margin. The bar is now **30 %**, two
+# thirds of the smallest share measured; a broken CE score (oracle AUROC near 0.5) removes nothing
+# or less, so the check still catches one. The table below is the earlier measurement, on the engine
+# before its issue-21 changes.
 #
 # The smoke run checks what the synthetic protocol can show honestly (see *Checks* at the end):
 # the close-set model learns, the detectors' CE score separates closed from open once the selection
@@ -824,7 +843,7 @@ print(per_class.T.round(3).to_string())
 # | 4 | 0.936 | 0.773 | 0.769 | 0.253 | 0.939 | +0.166 | True | 258 s |
 #
 # The smallest margins: close-set accuracy 0.863 against the bar 1/6 + 0.3 = 0.467; oracle - MSP
-# +0.158, i.e. 59-75 % of MSP's remaining error removed, against the bar 40 %.
+# +0.158, i.e. 59-75 % of MSP's remaining error removed, against the bar of the time, 40 %.
 #
 # With the recalibrated engine (seeds 0 / 1 / 2, same day): close-set 0.976 / 0.981 / 0.984, MSP 0.681 /
 # 0.874 / 0.766, oracle 0.916 / 0.968 / 0.935, ours 0.116 / 0.267 / 0.142. MSP got stronger: on seed 1
@@ -1023,8 +1042,8 @@ print(per_class.T.round(3).to_string())
 # The smoke checks catch a broken pipeline and still pass honestly on synthetic faces, where the
 # paper's premise fails (above): (1) the close-set model learned (pool accuracy on known classes well
 # above the 1/6 chance); (2) with a perfect selection (the oracle diagnostic) the detectors' CE score
-# removes at least 40 % of MSP's remaining ranking error, (oracle - MSP) / (1 - MSP) >= 0.4, i.e. the
-# scoring itself works; (3) both cycle-trained detectors
+# removes at least 30 % of MSP's remaining ranking error, (oracle - MSP) / (1 - MSP) >= 0.3, i.e. the
+# scoring itself works (the smallest share over 15 seed x vector-unit runs was 46 %); (3) both cycle-trained detectors
 # ran every cycle, exchanged small-loss subsets of the expected size (not identical, not the whole
 # pool) and gave finite scores. Whether ours beats MSP is the paper's claim: it is reported
 # (`ours_minus_msp_auroc`), and decided on real faces by the FER2013 demo, not asserted on synthetic
@@ -1047,7 +1066,7 @@ if CFG["oracle"]:
     oracle_gain = (mean["oracle_selection"]["auroc"] - mean["msp"]["auroc"]) / max(1e-9, 1 - mean["msp"]["auroc"])
     report.metric("oracle_minus_msp_auroc", mean["oracle_selection"]["auroc"] - mean["msp"]["auroc"])
     report.metric("oracle_share_of_msp_error_removed", oracle_gain)
-    report.check("oracle_selection_removes_40pct_of_msp_error", oracle_gain >= 0.4)
+    report.check("oracle_selection_removes_30pct_of_msp_error", oracle_gain >= 0.3)
 report.check("cycle_training_exchanged_and_finished",
              all(exchanged_and_finished(RUNS[k]["det"], len(RUNS[k]["close"]["pseudo"])) for k in OPEN_CLASSES))
 report.save()
@@ -1055,5 +1074,5 @@ report.table()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-CHECKS = ["close_set_model_learned", "oracle_selection_removes_40pct_of_msp_error", "cycle_training_exchanged_and_finished"]
+CHECKS = ["close_set_model_learned", "oracle_selection_removes_30pct_of_msp_error", "cycle_training_exchanged_and_finished"]
 report.print_checks(CHECKS)
