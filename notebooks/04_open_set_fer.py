@@ -817,8 +817,7 @@ print(per_class.T.round(3).to_string())
 # | avx2 | 3 | 0.982 | 0.807 | 0.192 | 0.935 | 66 % | 168 s |
 # | avx2 | 4 | 0.972 | 0.840 | 0.246 | 0.913 | **46 %** | 148 s |
 #
-# avx512 gave the same numbers as avx2 on every seed (this twin's float work goes through the same
-# kernels under both). The smallest margins: close-set accuracy 0.972 against the bar
+# avx512 gave the same numbers as avx2 on every seed. The smallest margins: close-set accuracy 0.972 against the bar
 # 1/6 + 0.3 = 0.467; the oracle removed 46 % of MSP's remaining error (avx2 and avx512, seed 4)
 # against the 40 % bar the check had until then, too thin a margin. The bar is now **30 %**, two
 # thirds of the smallest share measured; a broken CE score (oracle AUROC near 0.5) removes nothing
