@@ -304,7 +304,6 @@ def mean_face_agreement(x_real: np.ndarray, y_real: np.ndarray, x_synth: np.ndar
     return {"overall": corr(mr, ms), "per_class": per, "mean": float(np.nanmean(list(per.values())))}
 
 
-
 #: What :func:`landmark_framing` compares, each a median over the faces the landmark model found,
 #: in pixels of the crop: outer-eye-corner distance, jaw-end distance, and the mean height of the
 #: eyes, brows and mouth points and of the chin point (image y, down).
@@ -521,7 +520,7 @@ def main(argv: list[str] | None = None) -> None:
         if not root:
             raise SystemExit("--framing needs FER2013: pass --data or set FACELAB_DATA")
         xr, _ = fer2013_arrays(root, "train", a.framing, a.seed)
-        xs, _ = synthetic_fer(7 * a.framing, seed=a.seed + 7)
+        xs, _ = synthetic_fer(7 * a.framing, seed=a.seed + 7)   # 7 classes x N; its own seed, not the subset's
         fr = landmark_framing(xr, xs)
         print(f"{'median (px)':<13}" + "".join(f"{k:>13}" for k in FRAMING_STATS) + f"{'found':>8}")
         for side in ("real", "synth"):
