@@ -265,7 +265,9 @@ def mouth_closure() -> np.ndarray:
     """(468, 3) displacement that closes the PLS mean face's parted lips (its inner lips are
     ~8 units apart at zero AUs, which renders as a half-open mouth showing teeth). Each
     vertex near the mouth moves towards the lip line by half the local gap, fading with
-    distance from the inner-lip rows, so a neutral face has closed lips and AU25/26 open them.
+    distance from the inner-lip rows, so a neutral face has closed lips and AU26 opens them.
+    AU25 does not: the PLS model's AU25 moves the inner lips 2.1 units towards each other per
+    unit, so they overlap (a known bug, ``tests/test_synth.py::test_au25_parts_the_lips``).
     """
     b = topology().base
     up, lo = b[list(LIP_UPPER_ROW)], b[list(LIP_LOWER_ROW)]
