@@ -33,7 +33,9 @@ AU-to-mesh model lacks), disgust to a squint with the upper lip raised off the t
 AU26 1.5 -> 0.5; AU17 kept at 1.0: at 2.0 the mesh's front normals fall below the closed-face
 test's bound). Sad's values are FACS's (brows oblique, corners down, lids drooping) plus the
 head tipped down. To the tuning critic anger still reads as disgust about half the time and
-fear as surprise a third of the time.
+fear as surprise a third of the time. AU25 in these prototypes does not part the lips (the
+PLS model's AU25 presses them together, see ``geometry.mouth_closure``): the open mouths come
+from AU26, AU10 and AU20, and the search set AU25 for the lip closing it actually renders.
 
 Compound expressions (Du, Tao & Martinez 2014, PNAS, prototypical AUs):
 
