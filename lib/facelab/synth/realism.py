@@ -72,22 +72,33 @@ def synthetic_fer(n: int, seed: int = 0, size: int = 48, **kw) -> tuple[np.ndarr
     return np.clip(grey + 0.5, 0, 255).astype(np.uint8), b.label.astype(np.int64)
 
 
+def _fer_root(data_root: str | os.PathLike | None) -> str | os.PathLike:
+    """``data_root`` or ``$FACELAB_DATA``: the folder holding ``fer2013/``."""
+    root = data_root or os.environ.get("FACELAB_DATA")
+    if not root:
+        raise RuntimeError("set FACELAB_DATA (or pass data_root) to the folder holding fer2013/")
+    return root
+
+
 def fer2013_arrays(root: str | os.PathLike, split: str, per_class: int | None = None,
                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """FER2013 ``split`` as (N, 48, 48) uint8 and canonical labels, optionally at most
-    ``per_class`` images of each class (a seeded random subset)."""
+    ``per_class`` images of each class (a seeded random subset, :func:`_subset`)."""
     from ..data import FER2013Folder
     x, y = FER2013Folder(Path(root) / "fer2013", split, in_memory=True).as_arrays()
     x = np.asarray(x)
     if x.ndim == 4:
         x = x[..., 0]
-    y = np.asarray(y, np.int64)
-    if per_class is not None:
-        rng = np.random.default_rng(seed)
-        keep = np.concatenate([rng.permutation(np.nonzero(y == c)[0])[:per_class] for c in range(len(BASIC7))])
-        keep.sort()
-        x, y = x[keep], y[keep]
-    return x, y
+    return _subset(x, np.asarray(y, np.int64), per_class, seed)
+
+
+def _subset(x: np.ndarray, y: np.ndarray, per_class: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``facelab.data.per_class_subset`` applied to images and labels (None: all of them)."""
+    if per_class is None:
+        return x, y
+    from ..data import per_class_subset
+    keep = per_class_subset(y, per_class, seed)
+    return x[keep], y[keep]
 
 
 @contextlib.contextmanager
@@ -372,7 +383,7 @@ def _critic(name, arch, split, seed, cfg, root, cache, log):
 
 def load_critics(data_root=None, cache=None, critics=CRITICS, verbose=False) -> dict:
     """{name: trained critic} (trained and cached in ``cache`` if not there yet)."""
-    root = data_root or os.environ.get("FACELAB_DATA")
+    root = _fer_root(data_root)
     log = print if verbose else (lambda *_: None)
     return {c[0]: _critic(*c, root, cache, log)[0] for c in critics}
 
@@ -405,9 +416,7 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
     vs 0.277 (seed 0), 0.265 vs 0.270 (seed 1), 0.275 vs 0.254 (seed 2): +0.014 on the mean,
     within the seed spread, so the default stays "shift".
     """
-    root = data_root or os.environ.get("FACELAB_DATA")
-    if not root:
-        raise RuntimeError("set FACELAB_DATA (or pass data_root) to the folder holding fer2013/")
+    root = _fer_root(data_root)
     log = print if verbose else (lambda *_: None)
     if real_per_class is not None:  # a subset of FER2013 train for the train-split critics
         critics = tuple((n, a, sp, sd, {**c, "per_class": real_per_class} if sp == "train" else c)
@@ -470,14 +479,13 @@ def real_reference(data_root: str | os.PathLike | None = None, per_class=(72, 14
     1,001 faces 0.293/0.277, 3,862 faces 0.425/0.419, while 4,000 engine faces give 0.26-0.30:
     an engine face is worth about a quarter of a real one to this recipe.
     """
-    root = data_root or os.environ.get("FACELAB_DATA")
-    if not root:
-        raise RuntimeError("set FACELAB_DATA (or pass data_root) to the folder holding fer2013/")
+    root = _fer_root(data_root)
     out = []
     with torch_threads(threads or None):
         xp, yp = fer2013_arrays(root, "publictest")
+        x_train, y_train = fer2013_arrays(root, "train")  # read once, subset per size
         for k in per_class:
-            x, y = fer2013_arrays(root, "train", int(k), sample_seed)
+            x, y = _subset(x_train, y_train, int(k), sample_seed)
             accs = [evaluate(train_classifier(x, y, epochs, width, seed=s, augment=synth_augment), xp, yp)
                     ["balanced_accuracy"] for s in seeds]
             out.append({"per_class": int(k), "n": int(len(y)), "balanced": accs, "mean": float(np.mean(accs))})
@@ -545,6 +553,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="only train the engine model's recipe on K real FER2013 train faces per class "
                          "(each K; seeds 0 and 1) and test on publictest: what synth->real is worth in real faces")
     a = ap.parse_args(argv)
+    try:
+        _fer_root(a.data)
+    except RuntimeError as e:
+        raise SystemExit(f"python -m facelab.synth.realism: {e}") from None
     if a.real_reference:
         for r in real_reference(a.data, a.real_reference, epochs=a.epochs, width=a.width,
                                 synth_augment=a.synth_augment):
@@ -552,10 +564,7 @@ def main(argv: list[str] | None = None) -> None:
                   + " / ".join(f"{v:.3f}" for v in r["balanced"]) + f"  (mean {r['mean']:.3f})")
         return
     if a.framing:
-        root = a.data or os.environ.get("FACELAB_DATA")
-        if not root:
-            raise SystemExit("--framing needs FER2013: pass --data or set FACELAB_DATA")
-        xr, _ = fer2013_arrays(root, "train", a.framing, a.seed)
+        xr, _ = fer2013_arrays(_fer_root(a.data), "train", a.framing, a.seed)
         xs, _ = synthetic_fer(7 * a.framing, seed=a.seed + 7)   # 7 classes x N; its own seed, not the subset's
         fr = landmark_framing(xr, xs)
         print(f"{'median (px)':<13}" + "".join(f"{k:>13}" for k in FRAMING_STATS) + f"{'found':>8}")
