@@ -41,7 +41,7 @@ REGIONS = [
 
 
 def test_au_boost_keeps_the_mesh_unfolded_up_to_its_limits():
-    """The boosted AUs at their sampling limit (and at 3) flip no face triangle the PLS model
+    """The boosted AUs and the replaced AU25 at their sampling limit (and at 3) flip no face triangle the PLS model
     alone does not flip, and no edge shrinks below 15% or grows above 2.5x."""
     from facelab.synth.expressions import AU_MAX
     topo = G.topology()
@@ -56,7 +56,7 @@ def test_au_boost_keeps_the_mesh_unfolded_up_to_its_limits():
         return np.concatenate([np.linalg.norm(v[t[:, i]] - v[t[:, (i + 1) % 3]], axis=1) for i in range(3)])
 
     n0, e0 = normals(rest), edges(rest)
-    for au in G.BOOST_REGIONS:
+    for au in (*G.BOOST_REGIONS, "AU25"):
         for val in (3.0, AU_MAX[au]):
             a = np.zeros((1, 20), np.float32)
             a[0, mesh.AU_INDEX[au]] = val
@@ -75,14 +75,11 @@ def _inner_lip_gap(aus: np.ndarray) -> float:
     return float(m[13, 1] - m[14, 1])
 
 
-@pytest.mark.xfail(strict=True, reason="known engine bug (issue 21, session 11): the PLS model's AU25 presses "
-                   "the lips together; the fix changes every engine face and lands with synth-4")
 def test_au25_parts_the_lips():
     """FACS AU25 "lips part": at intensity 3 the inner lips must be >= 3 units apart (closed
     neutral mouth: 0). Measured on synth-3: AU25 1/2/3 gives a gap of -2.1/-4.2/-6.2 (the lips
     overlap and render pressed) while the truth says AU25; AU26 alone opens 12.5 per unit.
-    A fix (a lips-part boost replacing PLS AU25 near the mouth: lower lip down 2.5, upper lip up
-    1.0 per unit) is measured in the issue note; when it lands this passes and the marker goes."""
+    synth-4 replaces the PLS AU25 with ``geometry._lips_part``: 3.5/7.0/10.5."""
     aus = np.zeros(20, np.float32)
     aus[mesh.AU_INDEX["AU25"]] = 3.0
     assert _inner_lip_gap(aus) >= 3.0 + _inner_lip_gap(np.zeros(20, np.float32))

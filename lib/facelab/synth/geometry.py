@@ -265,9 +265,9 @@ def mouth_closure() -> np.ndarray:
     """(468, 3) displacement that closes the PLS mean face's parted lips (its inner lips are
     ~8 units apart at zero AUs, which renders as a half-open mouth showing teeth). Each
     vertex near the mouth moves towards the lip line by half the local gap, fading with
-    distance from the inner-lip rows, so a neutral face has closed lips and AU26 opens them.
-    AU25 does not: the PLS model's AU25 moves the inner lips 2.1 units towards each other per
-    unit, so they overlap (a known bug, ``tests/test_synth.py::test_au25_parts_the_lips``).
+    distance from the inner-lip rows, so a neutral face has closed lips and AU26 (jaw drop) and
+    AU25 (lips part, :func:`_lips_part`; the PLS model's own AU25 pressed them together up to
+    synth-3) open them.
     """
     b = topology().base
     up, lo = b[list(LIP_UPPER_ROW)], b[list(LIP_LOWER_ROW)]
@@ -296,6 +296,34 @@ BOOST_REGIONS = {"AU04": ((0.0, 55.0), 60.0, 25.0), "AU07": ((0.0, 35.0), 60.0, 
                  "AU20": ((0.0, -50.0), 55.0, 28.0)}
 
 
+#: AU25 lips part, per AU unit (model units): how far the lower lip moves down and the upper lip
+#: up at the midline. The PLS model's own AU25 is replaced: it presses the inner lips 2.1 units
+#: together per unit (so AU25 rendered as pressed lips) and shifts the whole face ~1.3 units.
+LIPS_PART = (2.5, 1.0)
+
+
+def _lips_part() -> np.ndarray:
+    """(468, 3) AU25 displacement per unit: the lips move apart along the lip line, most at the
+    midline and not at all at the corners (a parabola over the mouth's width), the motion fading
+    with distance from the inner-lip rows (sigma 10 below, 8 above) so the chin and nose barely
+    move. At AU25 = 1/2/3/4 the inner lips are 3.5/7.0/10.5/14.0 units apart (neutral: 0)."""
+    b = topology().base
+    up, lo = b[list(LIP_UPPER_ROW)], b[list(LIP_LOWER_ROW)]
+    xs = (up[:, 0] + lo[:, 0]) / 2
+    order = np.argsort(xs)
+    gap = np.interp(b[:, 0], xs[order], (up[:, 1] - lo[:, 1])[order], left=0, right=0)
+    mid_y = np.interp(b[:, 0], xs[order], ((up[:, 1] + lo[:, 1]) / 2)[order])
+    above = b[:, 1] > mid_y
+    beyond = np.maximum(np.abs(b[:, 1] - mid_y) - gap / 2, 0)
+    half_width = (xs.max() - xs.min()) / 2
+    across = np.clip(1 - ((b[:, 0] - xs.mean()) / half_width) ** 2, 0, 1)
+    lower, upper = LIPS_PART
+    out = np.zeros_like(b)
+    out[:, 1] = np.where(above, upper * np.exp(-beyond ** 2 / (2 * 8.0 ** 2)),
+                         -lower * np.exp(-beyond ** 2 / (2 * 10.0 ** 2))) * across
+    return out
+
+
 def _g2(b: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> np.ndarray:
     return np.exp(-((b[:, 0] - cx) ** 2 / (2 * sx ** 2) + (b[:, 1] - cy) ** 2 / (2 * sy ** 2)))
 
@@ -313,6 +341,8 @@ def au_boost_basis() -> np.ndarray:
       infraorbital cheeks up 0.8;
     * AU15 lip corner depressor: corners down 2.2 (the tissue below them 0.8) and out 0.3;
     * AU20 lip stretcher: corners out 1.6 and down 0.5, the lips pulled flat.
+    * AU25 lips part: replaced outright by :func:`_lips_part` (lower lip down 2.5, upper lip up
+      1.0 at the midline), because the PLS model's AU25 presses the lips together.
 
     Falloffs are Gaussians wide compared with the displacement (gradients well below 1), so
     the mesh does not fold up to AU intensity ~4 (checked in the tests: no triangle flips).
@@ -346,6 +376,7 @@ def au_boost_basis() -> np.ndarray:
         d[:, 1] -= 0.5 * c
     # AU09 also lifts the upper lip's centre (the side loop above adds each half's wings)
     out[_mesh.AU_INDEX["AU09"], :, 1] += 0.8 * _g2(b, 0, -30, 14, 6)
+    out[_mesh.AU_INDEX["AU25"]] = -pls[_mesh.AU_INDEX["AU25"]] + _lips_part()
     del X
     w_right = 1 / (1 + np.exp(b[:, 0] / 8.0))
     return np.concatenate([out * w_right[None, :, None], out * (1 - w_right)[None, :, None]]).astype(np.float32)
