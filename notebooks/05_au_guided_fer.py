@@ -682,11 +682,13 @@ au_widget
 # %% [markdown]
 # ## 11. Checks and results
 #
-# The smoke checks' margins, measured on the current engine (synth-3) over seeds 0-4 ×
-# `ATEN_CPU_CAPABILITY` default / avx2 / avx512 (`env -u FACELAB_DATA python scripts/seed_sweep.py 05
-# --seeds 0 1 2 3 4 --caps default avx2 avx512`, 2026-12-06, 15 runs): all four checks True in all 15;
-# CAM-COS gain (guided - unguided) +0.179 to +0.211 (bar 0.05), ATT-COS gain +0.220 to +0.256
-# (bar 0), accuracy 88.0-95.75 % unguided and 91.25-96.5 % guided (bar 3 x chance = 42.9 %).
+# The smoke checks' margins, measured on the current engine (synth-4) over seeds 0-4 ×
+# `ATEN_CPU_CAPABILITY` default / avx2 (`env -u FACELAB_DATA python scripts/seed_sweep.py 05
+# --seeds 0 1 2 3 4 --caps default avx2`, 2026-12-07, 10 runs): all four checks True in all 10;
+# CAM-COS gain (guided - unguided) +0.178 to +0.211 (bar 0.05), ATT-COS gain +0.222 to +0.247
+# (bar 0), accuracy 91.5-95.75 % unguided and 89.0-95.25 % guided (bar 3 x chance = 42.9 %).
+# On the previous engine (synth-3, 15 runs, avx512 too): +0.179 to +0.211, +0.220 to +0.256,
+# 88.0-95.75 % and 91.25-96.5 %.
 # (An earlier sweep on the engine before its issue-21 changes, seeds 0-2 × default / avx2, gave
 # +0.204 to +0.212, +0.242 to +0.254, 94.0-97.75 % and 94.0-98.0 %.)
 

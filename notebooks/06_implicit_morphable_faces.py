@@ -897,9 +897,12 @@ report.table()
 # On held-out synthetic identities (and a held-out expression): the fitted model's Chamfer-L1
 # must beat the mean shape's, the shared UV net's landmark matching accuracy must beat the
 # per-identity layout's, and after inverting one frontal image the PSNR of a 35° view must beat the mean
-# code's. Measured over seeds 0-4 x `ATEN_CPU_CAPABILITY` default/avx2/avx512 (`scripts/seed_sweep.py
-# 06`, no data, 15 runs, all True): Chamfer 0.028-0.041 vs 0.043-0.069 (smallest gap 0.014), UV
-# matching 0.48-0.68 vs 0.03-0.20, novel-view PSNR 14.9-21.8 vs 10.7-16.8 dB (smallest gap 1.1 dB).
+# code's. Measured on the current engine (synth-4) over seeds 0-4 x `ATEN_CPU_CAPABILITY`
+# default/avx2 (`scripts/seed_sweep.py 06 --caps default avx2`, no data, 10 runs, all True): Chamfer
+# 0.027-0.040 vs 0.041-0.071 (smallest gap 0.013), UV matching 0.49-0.70 vs 0.03-0.18, novel-view
+# PSNR 15.0-23.1 vs 10.4-16.7 dB (smallest gap 0.86 dB). On synth-3 (15 runs, avx512 too): Chamfer
+# 0.028-0.041 vs 0.043-0.069 (smallest gap 0.014), UV matching 0.48-0.68 vs 0.03-0.20, PSNR
+# 14.9-21.8 vs 10.7-16.8 dB (smallest gap 1.1 dB).
 
 # %%
 report.check("chamfer_beats_mean_shape", CH_OURS < CH_MEAN)
