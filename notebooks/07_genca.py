@@ -1238,6 +1238,12 @@ report.table()
 #   model units;
 # * recorded, not asserted: `agreement_normal_minus_none` (above): −0.026 to +0.026 over the same
 #   15 runs, positive in 10 of them.
+#
+# That sweep ran on the synth-3 engine. On the current one (synth-4: AU25 parts the lips, the
+# negative expressions refitted), seeds 0-4 × default / avx2 (10 runs, 2026-12-07), both checks
+# held in all 10: agreement 0.583-0.693 vs chance 0.421-0.495 (margin 0.152-0.214); transfer
+# error 1.95-2.22 vs 8.28-9.92 for copying the neutral face; normal minus none −0.031 to +0.021,
+# positive in 6 of 10.
 
 # %%
 report.check("generated_attributes_above_chance", ROWS["normal"]["agreement"] > ROWS["normal"]["chance"])
