@@ -260,6 +260,17 @@ def au_side_basis() -> np.ndarray:
     return np.concatenate([full * w_right[None, :, None], full * (1 - w_right)[None, :, None]]).astype(np.float32)
 
 
+def _lip_line(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per vertex of ``b`` (by its x): the rest mesh's inner-lip gap (0 beyond the corners) and the
+    height of the line between the lips, interpolated along the inner-lip rows."""
+    up, lo = b[list(LIP_UPPER_ROW)], b[list(LIP_LOWER_ROW)]
+    xs = (up[:, 0] + lo[:, 0]) / 2
+    order = np.argsort(xs)
+    gap = np.interp(b[:, 0], xs[order], (up[:, 1] - lo[:, 1])[order], left=0, right=0)
+    mid_y = np.interp(b[:, 0], xs[order], ((up[:, 1] + lo[:, 1]) / 2)[order])
+    return gap, mid_y
+
+
 @lru_cache(maxsize=1)
 def mouth_closure() -> np.ndarray:
     """(468, 3) displacement that closes the PLS mean face's parted lips (its inner lips are
@@ -271,12 +282,7 @@ def mouth_closure() -> np.ndarray:
     """
     b = topology().base
     up, lo = b[list(LIP_UPPER_ROW)], b[list(LIP_LOWER_ROW)]
-    xs = (up[:, 0] + lo[:, 0]) / 2
-    gap = up[:, 1] - lo[:, 1]
-    mid_y = (up[:, 1] + lo[:, 1]) / 2
-    order = np.argsort(xs)
-    g = np.interp(b[:, 0], xs[order], gap[order], left=0, right=0)
-    my = np.interp(b[:, 0], xs[order], mid_y[order])
+    g, my = _lip_line(b)
     side = np.sign(b[:, 1] - my)  # +1 above the lip line, -1 below
     dist = np.abs(b[:, 1] - my)
     mouth_c = (up.mean(0) + lo.mean(0)) / 2
@@ -308,11 +314,8 @@ def _lips_part() -> np.ndarray:
     with distance from the inner-lip rows (sigma 10 below, 8 above) so the chin and nose barely
     move. At AU25 = 1/2/3/4 the inner lips are 3.5/7.0/10.5/14.0 units apart (neutral: 0)."""
     b = topology().base
-    up, lo = b[list(LIP_UPPER_ROW)], b[list(LIP_LOWER_ROW)]
-    xs = (up[:, 0] + lo[:, 0]) / 2
-    order = np.argsort(xs)
-    gap = np.interp(b[:, 0], xs[order], (up[:, 1] - lo[:, 1])[order], left=0, right=0)
-    mid_y = np.interp(b[:, 0], xs[order], ((up[:, 1] + lo[:, 1]) / 2)[order])
+    gap, mid_y = _lip_line(b)
+    xs = (b[list(LIP_UPPER_ROW), 0] + b[list(LIP_LOWER_ROW), 0]) / 2
     above = b[:, 1] > mid_y
     beyond = np.maximum(np.abs(b[:, 1] - mid_y) - gap / 2, 0)
     half_width = (xs.max() - xs.min()) / 2
