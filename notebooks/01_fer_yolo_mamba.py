@@ -834,11 +834,12 @@ report.metric("ss2d_sequence_routes", len(ORDER_NAMES))
 # so mAP is low there while faces are already found: both are reported.
 #
 # Measured at 360 steps on the synth-4 engine (`env -u FACELAB_DATA python scripts/seed_sweep.py 01
-# --seeds 0 1 2 3 4 --caps default avx2`, 10 runs; untrained 0.000 in all): FER-YOLO-Mamba mAP
-# 0.075-0.282 (lowest: seed 0 default), face AP 0.636-0.905; the CSP baseline mAP 0.011-0.225,
-# face AP 0.332-0.927 (lowest of both: avx2 seed 2, a run whose loss ended at 6.6 against 5.0-6.1).
+# --seeds 0 1 2 3 4 --caps default avx2`, then `--seeds 1 2 3 4 --caps avx512`, 14 runs; untrained
+# 0.000 in all): FER-YOLO-Mamba mAP 0.072-0.282 (lowest: avx512 seed 1), face AP 0.581-0.905; the
+# CSP baseline mAP 0.011-0.294, face AP 0.332-0.927 (lowest of both: avx2 seed 2, a run whose loss
+# ended at 6.6 against 5.0-6.1).
 # On synth-3 (15 runs, avx512 too): VSS 0.068-0.312, CSP 0.097-0.257. The baseline's 0.011 fell
-# under the 0.02 margin in 1 of 10 runs, rounding-level chaos of 360 steps, so in smoke the
+# under the 0.02 margin in 1 of 14 runs, rounding-level chaos of 360 steps, so in smoke the
 # baseline's mAP only has to be above the untrained model's (some expression detected right,
 # `BASELINE_MAP_MARGIN` 0); the shared YOLOX head, loss and decoding are held to the 0.02 margin
 # through FER-YOLO-Mamba's mAP. demo and paper hold both to 0.1.
