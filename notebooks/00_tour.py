@@ -162,7 +162,7 @@ else:
 # The stored table is the current engine, synth-4 (AU25 parts the lips; sad, fear, disgust and
 # anger refitted, see `facelab.synth.expressions`): held-out `r->s` 0.444, `s->r` 0.286. The
 # previous engine, synth-3, read with the same critics: 0.400 and 0.283. The issue-21 goal is
-# 0.60 (every class 0.35) and 0.35; fear (0.16) and disgust (0.07) are still far from it.
+# 0.60 (every class 0.35) and 0.35; fear (0.16), disgust (0.07) and sad (0.25) are still far from it.
 
 # %%
 import json
