@@ -308,6 +308,23 @@ def test_head_painter_backends_agree():
     assert np.abs(ref - fast).max() < 1e-5 and np.abs(ref - bg).max() > 0.3
 
 
+def test_critic_fingerprint_names_one_set_of_weights():
+    """Equal for the same weights (a copy, another instance), different after any one weight moves
+    by one float32 step, so a stored realism table says which critic read it."""
+    from facelab.synth.realism import critic_fingerprint, make_classifier
+    torch.manual_seed(0)
+    a = make_classifier("plain", 8)
+    b = make_classifier("plain", 8)
+    b.load_state_dict(a.state_dict())
+    fa = critic_fingerprint(a)
+    assert len(fa) == 12 and fa == critic_fingerprint(b)
+    with torch.no_grad():
+        w = next(b.parameters())
+        w.view(-1)[0] = torch.nextafter(w.view(-1)[0], torch.tensor(float("inf")))
+    assert critic_fingerprint(b) != fa
+    assert critic_fingerprint(make_classifier("plain", 8)) != fa  # another initialisation
+
+
 def test_fit_prototype_finds_a_hidden_target():
     """Analysis by synthesis against a stand-in critic: a logistic regression on 12 px faces
     that tells a hidden target prototype (jaw dropped, lips apart) from a closed mouth. From a
