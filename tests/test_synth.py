@@ -376,6 +376,9 @@ def test_fit_prototype_finds_a_hidden_target():
     assert best[AU_INDEX["AU26"]] > 0.5, best
     assert best[AU_INDEX["AU26"]] <= AU_MAX["AU26"] and best[AU_INDEX["AU25"]] <= AU_MAX["AU25"]
     assert np.count_nonzero(best) <= 2  # only the AUs it was given
+    capped, _ = fit_prototype("surprise", critic, ["AU25", "AU26"], target, generations=2, population=3,
+                              n_faces=8, sigma=1.0, prior_weight=0.0, au_max={"AU26": 0.5})
+    assert capped[AU_INDEX["AU26"]] <= 0.5 and capped[AU_INDEX["AU25"]] <= AU_MAX["AU25"], capped  # start clipped too
 
 
 def test_strong_augmentation_warps_erases_and_is_seeded():

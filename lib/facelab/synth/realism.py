@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..cache import atomic_write_bytes
 from ..config import BASIC7, torch_threads
 
 #: Stored results of the CLI (derived numbers only), shown by notebook 00.
@@ -117,7 +118,7 @@ def _prototype(expression: str, proto: np.ndarray):
 
 def fit_prototype(expression: str, critic: torch.nn.Module, aus, start=None, *, generations: int = 12,
                   population: int = 10, n_faces: int = 24, sigma: float = 0.6, prior_weight: float = 0.02,
-                  seed: int = 0) -> tuple[np.ndarray, list[float]]:
+                  seed: int = 0, au_max: dict[str, float] | None = None) -> tuple[np.ndarray, list[float]]:
     """Analysis by synthesis: the apex AU vector of ``expression`` that a real-face critic reads best.
 
     A (1 + lambda) evolution strategy over the AUs named in ``aus`` (the others stay as in
@@ -126,13 +127,18 @@ def fit_prototype(expression: str, critic: torch.nn.Module, aus, start=None, *, 
     candidates) for the best vector and ``population`` Gaussian perturbations of it (step
     ``sigma``, shrinking 7% a generation, clipped to [0, AU_MAX]), and keeps a candidate if it
     raises the objective: the critic's mean log-probability of the class minus ``prior_weight``
-    times the squared distance to ``start``. Use the *tuning* critic only. Returns (vector,
-    objective of the kept vector per generation)."""
+    times the squared distance to ``start``. Use the *tuning* critic only. ``au_max``: tighter
+    limits than :data:`AU_MAX` for some AUs (synth-4's refit capped AU09, AU17, AU07 and, for
+    disgust, AU04, AU15, AU20 to keep the closed face's normals; see ``expressions``); the start
+    is clipped to them too. Returns (vector, objective of the kept vector per generation)."""
     from ..mesh import AU_INDEX
     from . import expressions as E
     cls = BASIC7.index(expression)
-    prior = (E.PROTOTYPES[E.ALL_EXPRESSIONS.index(expression)] if start is None
-             else np.asarray(start, np.float32)).copy()
+    limit = E.AU_MAX_VEC.copy()
+    for a, v in (au_max or {}).items():
+        limit[AU_INDEX[a]] = min(limit[AU_INDEX[a]], v)
+    prior = np.minimum(E.PROTOTYPES[E.ALL_EXPRESSIONS.index(expression)] if start is None
+                       else np.asarray(start, np.float32), limit)
     idx = np.array([AU_INDEX[a] for a in aus])
     rng = np.random.default_rng(seed)
 
@@ -149,7 +155,7 @@ def fit_prototype(expression: str, critic: torch.nn.Module, aus, start=None, *, 
         f_best = objective(best, face_seed)
         for _ in range(population):
             cand = best.copy()
-            cand[idx] = np.clip(cand[idx] + sigma * rng.standard_normal(len(idx)), 0, E.AU_MAX_VEC[idx])
+            cand[idx] = np.clip(cand[idx] + sigma * rng.standard_normal(len(idx)), 0, limit[idx])
             f = objective(cand, face_seed)
             if f > f_best:
                 best, f_best = cand, f
@@ -597,9 +603,7 @@ def main(argv: list[str] | None = None) -> None:
         import json
         out = {k: ({kk: (vv.tolist() if isinstance(vv, np.ndarray) else vv) for kk, vv in v.items()}
                    if isinstance(v, dict) else v) for k, v in res.items()}
-        tmp = Path(a.json).with_suffix(".tmp")
-        tmp.write_text(json.dumps(out, indent=1))
-        os.replace(tmp, a.json)  # never a half-written table
+        atomic_write_bytes(a.json, json.dumps(out, indent=1).encode())  # never a half-written table
 
 
 if __name__ == "__main__":
