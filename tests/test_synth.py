@@ -379,6 +379,56 @@ def test_fit_prototype_finds_a_hidden_target():
     capped, _ = fit_prototype("surprise", critic, ["AU25", "AU26"], target, generations=2, population=3,
                               n_faces=8, sigma=1.0, prior_weight=0.0, au_max={"AU26": 0.5})
     assert capped[AU_INDEX["AU26"]] <= 0.5 and capped[AU_INDEX["AU25"]] <= AU_MAX["AU25"], capped  # start clipped too
+    # several critics: two copies of one critic, mean or min, search exactly as the one critic does
+    for reduce in ("mean", "min"):
+        twice, hist2 = fit_prototype("surprise", [critic, critic], ["AU25", "AU26"], start, generations=5,
+                                     population=4, n_faces=8, sigma=1.0, prior_weight=0.0, reduce=reduce)
+        assert np.array_equal(twice, best) and np.allclose(hist2, hist), reduce
+    with pytest.raises(ValueError, match="reduce must be 'mean' or 'min', got 'max'"):
+        fit_prototype("surprise", critic, ["AU25"], start, generations=1, reduce="max")
+
+
+def test_critic_ensemble_averages_probabilities():
+    """An ensemble's output is the log of its members' mean class probabilities (so its argmax can
+    differ from every member's logit sum); members with different input pools are refused."""
+    from facelab.synth.realism import CriticEnsemble, make_classifier
+
+    class Fixed(torch.nn.Module):
+        input_pool = 1
+
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = torch.tensor(logits)
+
+        def forward(self, x):
+            return self.logits.expand(len(x), -1)
+
+    # member a is sure of class 0, member b split between 1 and 2 but leaning to 1
+    a, b = Fixed([5.0, 0, 0, 0, 0, 0, 0]), Fixed([0.0, 4.0, 3.9, 0, 0, 0, 0])
+    out = CriticEnsemble([a, b])(torch.zeros(2, 1, 48, 48))
+    want = torch.log((torch.softmax(a.logits, 0) + torch.softmax(b.logits, 0)) / 2)
+    assert torch.allclose(out[0], want, atol=1e-6) and torch.allclose(out.exp().sum(1), torch.ones(2))
+    assert out.argmax(1).tolist() == [0, 0]
+    with pytest.raises(ValueError, match="share one input_pool"):
+        CriticEnsemble([make_classifier("plain", 8, pool=1), make_classifier("plain", 8, pool=2)])
+
+
+def test_laplace_pose_is_mostly_frontal_with_a_tail():
+    """``pose_dist="laplace"`` keeps the uniform's interquartile range but puts more faces near
+    frontal and some beyond the uniform's range (never beyond twice it); unknown names are refused."""
+    from facelab.synth.generators import _sample_pose, faces
+
+    r = np.array([0.1, 0.22, 0.15], np.float32)
+    uni = _sample_pose(np.random.default_rng(0), 20000, r, "uniform")
+    lap = _sample_pose(np.random.default_rng(0), 20000, r, "laplace")
+    iqr = lambda v: np.subtract(*np.percentile(v, [75, 25], axis=0))  # noqa: E731
+    assert np.allclose(iqr(lap), iqr(uni), rtol=0.05)
+    # within r/8 of frontal: uniform 12.5 %, Laplace 1 - exp(-ln2 / 4) = 15.9 %
+    assert ((np.abs(lap) < r / 8).mean(0) > 1.15 * (np.abs(uni) < r / 8).mean(0)).all()
+    assert ((np.abs(lap) > r).mean(0) > 0.1).all() and (np.abs(lap) <= 2 * r + 1e-6).all()
+    assert np.array_equal(lap, _sample_pose(np.random.default_rng(0), 20000, r, "laplace"))
+    with pytest.raises(ValueError, match="unknown pose_dist 'gauss'"):
+        faces(2, 32, pose_dist="gauss")
 
 
 def test_strong_augmentation_warps_erases_and_is_seeded():
@@ -425,8 +475,9 @@ def test_mean_face_agreement_sees_where_expressions_change():
 
 def test_landmark_framing_sees_a_zoomed_face_and_refuses_bad_crops():
     """The same landmark model on both sets: identical sets give ratio 1 exactly; engine faces
-    drawn 25 % larger in the crop read a clearly larger inter-ocular distance and jaw; a colour
-    or non-square array is refused with what was expected."""
+    drawn 25 % larger in the crop read a clearly larger inter-ocular distance and jaw; frontal
+    faces read a far narrower roll and yaw spread than turned ones; a colour or non-square array
+    is refused with what was expected."""
     pytest.importorskip("ai_edge_litert", reason="FaceMesh needs the TFLite runtime")
     from facelab.synth.realism import FER_FACE_SCALE, landmark_framing, synthetic_fer
 
@@ -440,6 +491,11 @@ def test_landmark_framing_sees_a_zoomed_face_and_refuses_bad_crops():
     # 68 % of the zoomed crops keep every point inside, against 93 %)
     assert zoomed["ratio"]["inter_ocular"] > 1.08 and zoomed["ratio"]["jaw_width"] > 1.08
     assert zoomed["synth"]["brow_y"] < zoomed["real"]["brow_y"]          # the brows move up and out
+    turned, _ = synthetic_fer(28, seed=3, pose_range=(0.25, 0.45, 0.2))
+    frontal, _ = synthetic_fer(28, seed=3, pose_range=(0.0, 0.0, 0.0))
+    spread = landmark_framing(turned, frontal, cache=False)["ratio"]
+    # measured here: roll 0.06, yaw 0.16 (pitch 0.81: expressions move the nose-mouth ratio too)
+    assert spread["roll_iqr"] < 0.4 and spread["yaw_iqr"] < 0.5
     with pytest.raises(ValueError, match=r"\(n, s, s\) uint8 grey crops"):
         landmark_framing(np.repeat(x[..., None], 3, -1), x)
     with pytest.raises(ValueError, match="synthetic faces must be"):

@@ -120,16 +120,34 @@ def _light(n: int, rng: np.random.Generator) -> np.ndarray:
                      rng.uniform(0.25, 0.5, n)], -1).astype(np.float32)
 
 
+#: Head-pose distributions :func:`faces` knows.
+POSE_DISTS = ("uniform", "laplace")
+
+
+def _sample_pose(rng: np.random.Generator, n: int, pose_range: np.ndarray, dist: str) -> np.ndarray:
+    """(n, 3) pitch, yaw, roll: uniform in +-range, or Laplace with the uniform's interquartile
+    range (scale range / (2 ln 2)) clipped at +-2 range."""
+    if dist == "uniform":
+        return (rng.uniform(-1, 1, (n, 3)) * pose_range).astype(np.float32)
+    if dist == "laplace":
+        return np.clip(rng.laplace(0.0, 1.0, (n, 3)) / (2 * np.log(2)), -2, 2).astype(np.float32) * pose_range
+    raise ValueError(f"unknown pose_dist {dist!r}: expected one of {', '.join(POSE_DISTS)}")
+
+
 def faces(n: int, size: int = 112, expressions=None, seed: int = 0, *, pose_range=POSE_RANGE,
           backgrounds: str = "mixed", intensity=(0.6, 1.0), asymmetry: float = 0.12, jitter: float = 0.15,
           face_scale=(0.62, 0.8), aus: np.ndarray | None = None, identities: dict | None = None,
-          supersample: int = 2, batch_size: int = 64, center_offset=(0.0, 0.0), head: bool = True) -> FaceBatch:
+          supersample: int = 2, batch_size: int = 64, center_offset=(0.0, 0.0), head: bool = True,
+          pose_dist: str = "uniform") -> FaceBatch:
     """``n`` centred faces of ``size`` x ``size`` pixels with exact ground truth.
 
     expressions: names or ids from ``expressions.ALL_EXPRESSIONS`` (None: the 8 canonical
     ones, drawn uniformly); each face gets a new random identity (or ``identities``, a dict
     as from ``identity.sample_identities``), pose uniform in +-``pose_range`` (pitch, yaw,
-    roll radians), a random light and a background ("plain", "noise", "clutter" or "mixed").
+    roll radians; ``pose_dist="laplace"``: Laplace-distributed with the same interquartile range,
+    mostly frontal with a long tail, clipped at twice the range, as real photos are: see
+    ``realism.FER_POSE_RANGE``), a random light and a background ("plain", "noise", "clutter" or
+    "mixed").
     ``aus`` (n, 20) in [0, 5] bypasses the expression sampler (label -1, "custom").
     ``head`` paints hair, ears and neck behind the face mesh (:mod:`facelab.synth.head`;
     False: the bare face mask of engine versions before synth-3).
@@ -153,8 +171,7 @@ def faces(n: int, size: int = 112, expressions=None, seed: int = 0, *, pose_rang
     ident = I.sample_identities(n, rng) if identities is None else identities
     if len(ident["shape"]) != n:
         raise ValueError(f"identities holds {len(ident['shape'])} identities, expected n={n}")
-    pr = np.asarray(pose_range, np.float32)
-    pose = (rng.uniform(-1, 1, (n, 3)) * pr).astype(np.float32)
+    pose = _sample_pose(rng, n, np.asarray(pose_range, np.float32), pose_dist)
     if aus is None:  # the head position that goes with the expression (FACS head codes)
         pose = pose + E.HEAD_POSE_VEC[labels] * k[:, None]
     frac = rng.uniform(*face_scale, n)
