@@ -142,27 +142,30 @@ else:
 # %% [markdown]
 # ## How real do the engine's expressions look?
 # `python -m facelab.synth.realism --critic-cache DIR --json lib/facelab/synth/realism_results.json`
-# (needs FER2013 at `$FACELAB_DATA/fer2013`; training the two real-face critics once takes ~15
-# minutes on two CPU cores, after that a run takes ~1 minute) trains two real-face critics of different
+# (needs FER2013 at `$FACELAB_DATA/fer2013`; training the real-face critics once takes ~20
+# minutes on two CPU cores, after that a run takes ~2 minutes) trains real-face critics of different
 # architecture, seed and data (a SmallCNN on FER2013 train -- the one the engine was tuned
-# against -- and a plain CNN on publictest, the held-out one), and a CNN on engine faces, and
-# stores per-class recall of every direction (derived numbers only, no images). `r->s held`
-# (the held-out critic on engine faces) and `s->r pub` (the engine-trained CNN on FER2013
-# publictest) are the two numbers that say how real the engine's expressions are; `r->r`
-# columns are the critics on real faces they never saw, the ceiling. The last line is a
-# critic-free check, `realism.mean_face_agreement`: how well the engine's average face, and
-# where each expression changes it, correlate with FER2013's (no network to overfit).
+# against -- and three seeds of a plain CNN on publictest, read as one: the held-out one), and a
+# CNN on 16,000 engine faces, and stores per-class recall of every direction (derived numbers
+# only, no images). `r->s held` (the held-out critic on engine faces) and `s->r pub` (the
+# engine-trained CNN on FER2013 publictest) are the two numbers that say how real the engine's
+# expressions are; `r->r` columns are the critics on real faces they never saw, the ceiling. The
+# last line is a critic-free check, `realism.mean_face_agreement`: how well the engine's average
+# face, and where each expression changes it, correlate with FER2013's (no network to overfit).
+# The engine faces are framed and posed like FER2013's crops (`realism.FER_FACE_SCALE`,
+# `FER_POSE_RANGE`: measured with one landmark model on both, `--framing N`).
 #
 # What `s->r pub` is worth in real faces: `python -m facelab.synth.realism --real-reference 72 143 571`
 # trains the same recipe on that many *real* FER2013 train faces per class (`realism.real_reference`).
 # Measured (seeds 0 / 1): 504 faces 0.244 / 0.245, 1,001 faces 0.293 / 0.277, 3,862 faces
-# 0.425 / 0.419 balanced on publictest. The engine's 4,000 faces (0.26-0.30) teach this recipe
-# about as much as 1,000 real ones.
+# 0.425 / 0.419 balanced on publictest. The engine's 16,000 faces (0.31) teach this recipe
+# about as much as 1,000-1,500 real ones.
 #
-# The stored table is the current engine, synth-4 (AU25 parts the lips; sad, fear, disgust and
-# anger refitted, see `facelab.synth.expressions`): held-out `r->s` 0.444, `s->r` 0.286. The
-# previous engine, synth-3, read with the same critics: 0.400 and 0.283. The issue-21 goal is
-# 0.60 (every class 0.35) and 0.35; fear (0.16), disgust (0.07) and sad (0.25) are still far from it.
+# The stored table is the current engine, synth-5 (sad, surprise, fear, disgust and anger
+# refitted against four tuning critics, see `facelab.synth.expressions`): held-out `r->s` 0.544,
+# `s->r` 0.312. Read with the same critics and settings, synth-4 gives 0.508 and 0.292 (0.471 and
+# 0.300 with the engine's default, wider pose). The issue-21 goal is 0.60 (every class 0.35) and
+# 0.35; sad (0.30), fear (0.20) and disgust (0.14, read as anger) are still below it.
 
 # %%
 import json
