@@ -413,6 +413,32 @@ def test_critic_ensemble_averages_probabilities():
         CriticEnsemble([make_classifier("plain", 8, pool=1), make_classifier("plain", 8, pool=2)])
 
 
+def test_critic_members_are_seeds_cached_under_single_critic_keys(tmp_path):
+    """A critic spec with ``members: 2`` trains seeds s and s + 1 into the cache under the keys a
+    single critic of each seed would have (so a one-member spec of seed s + 1 loads member 1's
+    weights instead of training), and a non-default augmentation is part of the key."""
+    from PIL import Image
+
+    from facelab.synth.realism import CriticEnsemble, critic_fingerprint, load_critics
+
+    rng = np.random.default_rng(0)
+    for k, folder in enumerate(("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")):
+        (tmp_path / "fer2013" / "publictest" / folder).mkdir(parents=True)
+        for i in range(2):
+            img = rng.integers(0, 255, (48, 48), dtype=np.uint8)
+            Image.fromarray(img).save(tmp_path / "fer2013" / "publictest" / folder / f"PublicTest_{k}{i}.jpg")
+    cache = tmp_path / "critics"
+    cfg = {"width": 4, "epochs": 1, "pool": 2, "per_class": None}
+    two = load_critics(tmp_path, cache, critics=(("h", "plain", "publictest", 5, {**cfg, "members": 2}),))["h"]
+    assert isinstance(two, CriticEnsemble) and len(two.members) == 2 and two.input_pool == 2
+    assert sorted(p.name for p in cache.iterdir()) == ["h-plain-publictest-None-1-4-5-pool2.pt",
+                                                       "h-plain-publictest-None-1-4-6-pool2.pt"]
+    one = load_critics(tmp_path, cache, critics=(("h", "plain", "publictest", 6, cfg),))["h"]
+    assert critic_fingerprint(one) == critic_fingerprint(two.members[1]) != critic_fingerprint(two.members[0])
+    load_critics(tmp_path, cache, critics=(("h", "plain", "publictest", 5, {**cfg, "augment": "strong"}),))
+    assert (cache / "h-plain-publictest-None-1-4-5-pool2-strong.pt").exists()
+
+
 def test_laplace_pose_is_mostly_frontal_with_a_tail():
     """``pose_dist="laplace"`` keeps the uniform's interquartile range but puts more faces near
     frontal and some beyond the uniform's range (never beyond twice it); unknown names are refused."""
