@@ -158,14 +158,15 @@ else:
 # What `s->r pub` is worth in real faces: `python -m facelab.synth.realism --real-reference 72 143 571`
 # trains the same recipe on that many *real* FER2013 train faces per class (`realism.real_reference`).
 # Measured (seeds 0 / 1): 504 faces 0.244 / 0.245, 1,001 faces 0.293 / 0.277, 3,862 faces
-# 0.425 / 0.419 balanced on publictest. The engine's 16,000 faces (0.31) teach this recipe
+# 0.425 / 0.419 balanced on publictest. The engine's 16,000 faces (0.32) teach this recipe
 # about as much as 1,000-1,500 real ones.
 #
-# The stored table is the current engine, synth-5 (sad, surprise, fear, disgust and anger
-# refitted against four tuning critics, see `facelab.synth.expressions`): held-out `r->s` 0.544,
-# `s->r` 0.312. Read with the same critics and settings, synth-4 gives 0.508 and 0.292 (0.471 and
-# 0.300 with the engine's default, wider pose). The issue-21 goal is 0.60 (every class 0.35) and
-# 0.35; sad (0.30), fear (0.20) and disgust (0.14, read as anger) are still below it.
+# The stored table is the current engine, synth-6 (sad, surprise, fear, disgust and anger
+# refitted against four tuning critics, see `facelab.synth.expressions`; darker eye whites and
+# sockets, `facelab.synth.texture`): held-out `r->s` 0.572, `s->r` 0.320. Read with the same critics
+# and settings: synth-5 (the refit alone) 0.544 and 0.312; synth-4 0.508 and 0.292 (0.471 and 0.300
+# with the engine's default, wider pose). The issue-21 goal is 0.60 (every class 0.35) and 0.35;
+# sad (0.34), fear (0.30) and disgust (0.11, read as anger) are still below it.
 
 # %%
 import json

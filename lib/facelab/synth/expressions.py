@@ -52,7 +52,8 @@ moved: surprise's jaw drops further and its brows rise less (AU26 2.0 -> 2.49, A
 less (AU25 2.49 -> 2.04, AU26 0.58 -> 0). Read by the held-out critic (three plain CNNs on
 publictest since session 13), synth-5 vs synth-4 on the same FER-posed faces: balanced 0.544
 vs 0.508; sad 0.30 vs 0.24, fear 0.20 vs 0.13, disgust 0.14 vs 0.12 (still read as anger),
-surprise 0.86 vs 0.81, anger 0.66 vs 0.60.
+surprise 0.86 vs 0.81, anger 0.66 vs 0.60. synth-6 keeps these vectors and darkens the eye whites
+and sockets (``texture.SCLERA_RGB``, ``SOCKET_DARKEN``): 0.572, sad 0.34, fear 0.30, disgust 0.11.
 
 Compound expressions (Du, Tao & Martinez 2014, PNAS, prototypical AUs):
 
