@@ -967,9 +967,9 @@ if root is not None:
 # per-frame action accuracy of the frozen encoder on the face tube, 0.58-0.73, against 0.06-0.19 on
 # the global frames, is why). On synth-3 (15 runs, avx512 too): TEM 0.438-0.597, margins +0.168 to
 # +0.479 and +0.076 to +0.278. Tracking must pick the main character in at least 90% of the clips
-# with a distractor: 100% in all runs. On synth-5 (session 13: sad, surprise, fear, disgust, anger
-# refitted; seeds 0-2, `--caps default`, 3 runs, 2026-12-07): TEM 0.526-0.583, margins +0.269 to
-# +0.375 and +0.193 to +0.264, main character 100 %.
+# with a distractor: 100% in all runs. On synth-6 (session 13: sad, surprise, fear, disgust, anger
+# refitted, darker eye whites and sockets; seeds 0-2, `--caps default`, 3 runs, 2026-12-07): TEM
+# 0.472-0.576, margins +0.236 to +0.396 and +0.160 to +0.285, main character 100 %.
 
 # %%
 report.check("face_tokens_beat_global_only_TEM", margin > 0.1)
