@@ -266,7 +266,7 @@ def scenes(n: int, size=160, max_faces: int = 4, seed: int = 0, *, min_faces: in
     labels = pool[rng.integers(0, len(pool), (n, slots))]
     right, left, _, _ = E.sample_aus(labels.reshape(-1), rng)
     ident = I.sample_identities(n * slots, rng)
-    pose = (rng.uniform(-1, 1, (n * slots, 3)) * np.asarray(pose_range, np.float32)).astype(np.float32)
+    pose = _sample_pose(rng, n * slots, np.asarray(pose_range, np.float32), "uniform")
     light = _light(n * slots, rng)
     bg_ids = _background_ids(backgrounds, n, rng)
     bg_rng = np.random.default_rng(int(rng.integers(0, 2**63)))

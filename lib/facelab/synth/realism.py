@@ -496,8 +496,14 @@ def load_critics(data_root=None, cache=None, critics=CRITICS, verbose=False) -> 
     return {c[0]: _critic(*c, root, cache, log)[0] for c in critics}
 
 
-def run(data_root: str | os.PathLike | None = None, real_per_class: int | None = None, n_synth: int = 3500,
-        n_synth_test: int = 700, epochs: int = 4, width: int = 8, seed: int = 0,
+#: The engine-trained model's recipe and the engine test set, shared by :func:`run` and the CLI (the
+#: stored table's): 16,000 training faces (synth->real on the train subset 0.278 with 4,000, 0.313
+#: with 16,000 and with 32,000; session 13), 1,400 test faces, 8 epochs, width 12.
+SYNTH_TRAIN, SYNTH_TEST, SYNTH_EPOCHS, SYNTH_WIDTH = 16000, 1400, 8, 12
+
+
+def run(data_root: str | os.PathLike | None = None, real_per_class: int | None = None, n_synth: int = SYNTH_TRAIN,
+        n_synth_test: int = SYNTH_TEST, epochs: int = SYNTH_EPOCHS, width: int = SYNTH_WIDTH, seed: int = 0,
         shuffle_labels: bool = False, threads: int | None = 1, critic_cache: str | os.PathLike | None = None,
         real_test_per_class: int = 300, synth_kw: dict | None = None, verbose: bool = False,
         critics=CRITICS, synth_augment: str = "shift") -> dict:
@@ -647,12 +653,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default=None, help="folder holding fer2013/ (default: $FACELAB_DATA)")
     ap.add_argument("--real", type=int, default=None, help="FER2013 train images per class for the tuning critic "
                     "(default: all of train; disgust has 436)")
-    ap.add_argument("--synth", type=int, default=16000,
-                    help="synthetic training faces (default 16000: synth->real on the train subset 0.278 with "
-                         "4,000, 0.313 with 16,000, 0.313 with 32,000; session 13)")
-    ap.add_argument("--synth-test", type=int, default=1400)
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--width", type=int, default=12)
+    ap.add_argument("--synth", type=int, default=SYNTH_TRAIN, help="synthetic training faces (SYNTH_TRAIN)")
+    ap.add_argument("--synth-test", type=int, default=SYNTH_TEST)
+    ap.add_argument("--epochs", type=int, default=SYNTH_EPOCHS)
+    ap.add_argument("--width", type=int, default=SYNTH_WIDTH)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--critic-cache", default=None, help="folder to store/reuse the trained critics")
     ap.add_argument("--json", default=None, help="also write the results here")
