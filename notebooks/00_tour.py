@@ -158,15 +158,16 @@ else:
 # What `s->r pub` is worth in real faces: `python -m facelab.synth.realism --real-reference 72 143 571`
 # trains the same recipe on that many *real* FER2013 train faces per class (`realism.real_reference`).
 # Measured (seeds 0 / 1): 504 faces 0.244 / 0.245, 1,001 faces 0.293 / 0.277, 3,862 faces
-# 0.425 / 0.419 balanced on publictest. The engine's 16,000 faces (0.32) teach this recipe
+# 0.425 / 0.419 balanced on publictest. The engine's 16,000 faces (0.33) teach this recipe
 # about as much as 1,000-1,500 real ones.
 #
-# The stored table is the current engine, synth-6 (sad, surprise, fear, disgust and anger
-# refitted against four tuning critics, see `facelab.synth.expressions`; darker eye whites and
-# sockets, `facelab.synth.texture`): held-out `r->s` 0.572, `s->r` 0.320. Read with the same critics
-# and settings: synth-5 (the refit alone) 0.544 and 0.312; synth-4 0.508 and 0.292 (0.471 and 0.300
-# with the engine's default, wider pose). The issue-21 goal is 0.60 (every class 0.35) and 0.35;
-# sad (0.34), fear (0.30) and disgust (0.11, read as anger) are still below it.
+# The stored table is the current engine, synth-7 (sad, fear and disgust refitted over a wide AU
+# set within mesh fold limits, see `facelab.synth.expressions`): held-out `r->s` 0.632, `s->r`
+# 0.330. Read with the same critics and settings: synth-6 (darker eye whites and sockets) 0.572 and
+# 0.320; synth-5 0.544 and 0.312; synth-4 0.508 and 0.292 (0.471 and 0.300 with the engine's
+# default, wider pose). The issue-21 goal is 0.60 (every class 0.35) and 0.35: the balanced `r->s`
+# is above it, but disgust (0.29, still read as anger a third of the time) and sad (0.34, read as
+# neutral) are below 0.35, and so is `s->r`.
 
 # %%
 import json

@@ -69,6 +69,26 @@ def test_au_boost_keeps_the_mesh_unfolded_up_to_its_limits():
             assert 0.15 < r.min() and r.max() < 2.5, (au, val, r.min(), r.max())
 
 
+
+def test_basic_prototypes_keep_the_mesh_within_fold_limits():
+    """Every basic prototype at full intensity folds and stretches the mesh no more than
+    ``expressions.FOLD_LIMITS`` allows (surprise's jaw drop, the one listed exception, within its
+    own measured 6 folds and 2.7x); fold_stats counts a fold the test can see: a neutral face has
+    none, and a jaw dropped past its sampling limit folds and stretches."""
+    from facelab.synth import expressions as E
+    flips, lo, hi = G.fold_stats(np.zeros(20, np.float32))
+    assert flips[0] == 0 and abs(lo[0] - 1) < 1e-5 and abs(hi[0] - 1) < 1e-5
+    max_flips, min_edge, max_edge = E.FOLD_LIMITS
+    names = [e for e in E.BASIC if e != "neutral"]
+    flips, lo, hi = G.fold_stats(np.stack([E.prototype(e) for e in names]))
+    for e, f, a, b in zip(names, flips, lo, hi):
+        limit = (6, 0.2, 2.7) if e == "surprise" else E.FOLD_LIMITS
+        assert f <= limit[0] and a >= limit[1] and b <= limit[2], (e, int(f), float(a), float(b))
+    over = np.zeros(20, np.float32)
+    over[mesh.AU_INDEX["AU26"]], over[mesh.AU_INDEX["AU25"]] = 5.0, 5.0
+    f, a, b = (v[0] for v in G.fold_stats(over))
+    assert f > max_flips or b > max_edge, (int(f), float(a), float(b))
+
 def _inner_lip_gap(aus: np.ndarray) -> float:
     """Upper minus lower inner lip at the midline (13 and 14), model units; > 0 is an open mouth."""
     m = G.face_meshes(aus[None], aus[None], np.zeros((1, len(G.SHAPE_PARAMS)), np.float32))[0]
@@ -386,6 +406,16 @@ def test_fit_prototype_finds_a_hidden_target():
         assert np.array_equal(twice, best) and np.allclose(hist2, hist), reduce
     with pytest.raises(ValueError, match="reduce must be 'mean' or 'min', got 'max'"):
         fit_prototype("surprise", critic, ["AU25"], start, generations=1, reduce="max")
+    # mesh limits: a jaw drop of 1 stretches the mesh's edges to 1.27x and 2 to 1.67x; with edges
+    # held under 1.3x the search still opens the jaw but never past the limit, and from the target
+    # (outside the limits) it moves inside them
+    from facelab.synth.geometry import fold_stats
+    for begin in (start, target):
+        held, _ = fit_prototype("surprise", critic, ["AU25", "AU26"], begin, generations=5, population=4,
+                                n_faces=8, sigma=1.0, prior_weight=0.0, mesh_limits=(0, 0.5, 1.3))
+        flips, lo, hi = (v[0] for v in fold_stats(held))
+        assert flips == 0 and lo >= 0.5 and hi <= 1.3, (held, flips, lo, hi)
+        assert held[AU_INDEX["AU26"]] > 0.3, held
 
 
 def test_critic_ensemble_averages_probabilities():

@@ -139,7 +139,8 @@ def _prototype(expression: str, proto: np.ndarray):
 def fit_prototype(expression: str, critic, aus, start=None, *, generations: int = 12,
                   population: int = 10, n_faces: int = 24, sigma: float = 0.6, prior_weight: float = 0.02,
                   seed: int = 0, au_max: dict[str, float] | None = None,
-                  reduce: str = "mean") -> tuple[np.ndarray, list[float]]:
+                  reduce: str = "mean", mesh_limits: tuple[int, float, float] | None = None
+                  ) -> tuple[np.ndarray, list[float]]:
     """Analysis by synthesis: the apex AU vector of ``expression`` that a real-face critic reads best.
 
     A (1 + lambda) evolution strategy over the AUs named in ``aus`` (the others stay as in
@@ -153,8 +154,11 @@ def fit_prototype(expression: str, critic, aus, start=None, *, generations: int 
     disgust, AU04, AU15, AU20 to keep the closed face's normals; see ``expressions``); the start
     is clipped to them too. ``critic`` may also be a sequence of critics: each one's mean
     log-probability is taken and ``reduce`` combines them, "mean" or "min" (the worst-reading
-    critic decides: a vector only one architecture reads is not kept). Returns (vector,
-    objective of the kept vector per generation)."""
+    critic decides: a vector only one architecture reads is not kept). ``mesh_limits``
+    (max folded triangles, min and max edge ratio; :func:`facelab.synth.geometry.fold_stats` of
+    the vector at full intensity): candidates outside them are never kept, and a start outside
+    them gives way to the first candidate inside. Returns (vector, objective of the kept vector
+    per generation)."""
     from ..mesh import AU_INDEX
     from . import expressions as E
     cls = BASIC7.index(expression)
@@ -170,8 +174,16 @@ def fit_prototype(expression: str, critic, aus, start=None, *, generations: int 
         raise ValueError(f"fit_prototype: reduce must be 'mean' or 'min', got {reduce!r}")
     combine = np.mean if reduce == "mean" else np.min
 
+    if mesh_limits is not None:
+        from .geometry import fold_stats
+        max_flips, min_edge, max_edge = mesh_limits
+
     @torch.no_grad()
     def objective(proto, face_seed):
+        if mesh_limits is not None:
+            flips, lo, hi = (v[0] for v in fold_stats(proto))
+            if flips > max_flips or lo < min_edge or hi > max_edge:
+                return -np.inf
         with _prototype(expression, proto):
             x, _ = synthetic_fer(n_faces, seed=face_seed, expressions=[expression])
         lps = [float(torch.log_softmax(c(_standardise(x, getattr(c, "input_pool", POOL))), 1)[:, cls].mean())
