@@ -337,6 +337,26 @@ def test_savefig_writes_the_png_atomically_and_returns_nothing(tmp_path):
     assert files == ["curve.png"] and (tmp_path / "nb" / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
+
+def test_atomic_write_is_readable_by_all_and_leaves_nothing_half_written(tmp_path):
+    """The file is 0644 like an ordinary one (mkstemp's 0600 made shared caches and figures
+    unreadable to other users); a writer that raises leaves the old file and no temp file."""
+    import os
+    import stat
+
+    from facelab.cache import atomic_write, atomic_write_bytes
+    target = atomic_write_bytes(tmp_path / "sub" / "a.bin", b"first")
+    assert target.read_bytes() == b"first" and stat.S_IMODE(os.stat(target).st_mode) == 0o644
+
+    def broken(f):
+        f.write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, broken)
+    assert target.read_bytes() == b"first"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.bin"]
+
 def test_data_files_lists_a_folder_under_facelab_data(tmp_path, monkeypatch):
     """Sorted matches in FACELAB_DATA/<folder>; empty (not an error) when FACELAB_DATA is unset
     or the folder is missing, which is how real-data sections decide to skip."""

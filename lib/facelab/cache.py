@@ -18,19 +18,29 @@ def key(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:24]
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write to a temp file beside ``path``, then rename: readers never see half a file."""
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, suffix: str = "") -> Path:
+    """Call ``write(f)`` on a binary file beside ``path``, then rename it to ``path``: readers never
+    see half a file, and a ``write`` that raises leaves ``path`` as it was and no temp file behind.
+    The file is world-readable (0644), as ``open`` makes files, not private as ``mkstemp`` does:
+    caches and figures are shared by clones and users. ``suffix`` ends the temp name (some writers
+    pick a format by it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """``data`` to ``path`` through :func:`atomic_write`."""
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def cached(namespace: str, parts: Any, compute: Callable[[], Any], *, enabled: bool = True) -> Any:

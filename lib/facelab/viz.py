@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -32,17 +31,9 @@ def savefig(fig, out_dir: str | os.PathLike, name: str, *, show: bool = True, dp
 
     Returns nothing, so a cell ending with it shows the figure and no path (the path is
     ``out_dir/name.png``)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / (name if name.endswith(".png") else name + ".png")
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out, prefix=".tmp-")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from .cache import atomic_write
+    path = Path(out_dir) / (name if name.endswith(".png") else name + ".png")
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"), suffix=".png")
     plt = pyplot()
     if show and plt.get_backend().lower().endswith("inline"):
         plt.show()

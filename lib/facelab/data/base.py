@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -383,17 +382,9 @@ def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    """Write to a temp file in the same folder, then ``os.replace``: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is shared by every clone
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """``np.savez`` through :func:`facelab.cache.atomic_write`: readers never see half a file."""
+    from ..cache import atomic_write
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def folder_samples(root: Path, class_map: Mapping[str, int | str | None], *, dataset: str,
