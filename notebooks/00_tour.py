@@ -161,13 +161,14 @@ else:
 # 0.425 / 0.419 balanced on publictest. The engine's 16,000 faces (0.33) teach this recipe
 # about as much as 1,000-1,500 real ones.
 #
-# The stored table is the current engine, synth-7 (sad, fear and disgust refitted over a wide AU
-# set within mesh fold limits, see `facelab.synth.expressions`): held-out `r->s` 0.632, `s->r`
-# 0.330. Read with the same critics and settings: synth-6 (darker eye whites and sockets) 0.572 and
-# 0.320; synth-5 0.544 and 0.312; synth-4 0.508 and 0.292 (0.471 and 0.300 with the engine's
-# default, wider pose). The issue-21 goal is 0.60 (every class 0.35) and 0.35: the balanced `r->s`
-# is above it, but disgust (0.29, still read as anger a third of the time) and sad (0.34, read as
-# neutral) are below 0.35, and so is `s->r`.
+# The stored table is the current engine, synth-8 (sad, fear and disgust refitted over a wide AU
+# set within mesh fold limits, see `facelab.synth.expressions`; deeper wrinkle and fold cues,
+# `facelab.synth.texture.CUES`): held-out `r->s` 0.644, `s->r` 0.325. Read with the same critics
+# and settings: synth-7 (the refit alone) 0.632 and 0.330; synth-6 (darker eye whites and
+# sockets) 0.572 and 0.320; synth-5 0.544 and 0.312; synth-4 0.508 and 0.292 (0.471 and 0.300
+# with the engine's default, wider pose). The issue-21 goal is 0.60 (every class 0.35) and 0.35:
+# the balanced `r->s` is above it and sad just under (0.349), disgust (0.29, read as anger 40 % of
+# the time) well under, and so is `s->r`.
 
 # %%
 import json

@@ -843,9 +843,10 @@ report.metric("ss2d_sequence_routes", len(ORDER_NAMES))
 # baseline's mAP only has to be above the untrained model's (some expression detected right,
 # `BASELINE_MAP_MARGIN` 0); the shared YOLOX head, loss and decoding are held to the 0.02 margin
 # through FER-YOLO-Mamba's mAP. demo and paper hold both to 0.1.
-# On synth-7 (session 14: sad, fear and disgust refitted over a wide AU set; seeds 0-2, `--caps
-# default`, 3 runs, 2026-12-07): every check held; FER-YOLO-Mamba mAP 0.109-0.323, face AP
-# 0.734-0.961; the CSP baseline mAP 0.117-0.172, face AP 0.697-0.819.
+# On synth-8 (session 14: sad, fear and disgust refitted over a wide AU set, deeper wrinkle and fold
+# cues; seeds 0-2, `--caps default`, 3 runs, 2026-12-07): every check held; FER-YOLO-Mamba mAP
+# 0.178-0.229, face AP 0.745-0.955; the CSP baseline mAP 0.055-0.241, face AP 0.775-0.909 (synth-7:
+# 0.109-0.323 and 0.117-0.172).
 
 # %%
 first = {k: h.epochs["loss"][0] for k, h in histories.items()}

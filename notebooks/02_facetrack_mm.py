@@ -967,10 +967,10 @@ if root is not None:
 # per-frame action accuracy of the frozen encoder on the face tube, 0.58-0.73, against 0.06-0.19 on
 # the global frames, is why). On synth-3 (15 runs, avx512 too): TEM 0.438-0.597, margins +0.168 to
 # +0.479 and +0.076 to +0.278. Tracking must pick the main character in at least 90% of the clips
-# with a distractor: 100% in all runs. On synth-7 (session 14: sad, fear and disgust refitted over a
-# wide AU set; seeds 0-2, `--caps default`, 3 runs, 2026-12-07): TEM 0.472-0.576, margins +0.236 to
-# +0.396 and +0.160 to +0.285, main character 100 % (the numbers synth-6 gave: this notebook draws
-# none of the refitted expressions).
+# with a distractor: 100% in all runs. On synth-8 (session 14: sad, fear and disgust refitted over a
+# wide AU set, deeper wrinkle and fold cues; seeds 0-2, `--caps default`, 3 runs, 2026-12-07): TEM
+# 0.472-0.576, margins +0.236 to +0.396 and +0.160 to +0.285, main character 100 % (the numbers
+# synth-6 and synth-7 gave: this notebook draws none of the changed expressions or cues).
 
 # %%
 report.check("face_tokens_beat_global_only_TEM", margin > 0.1)

@@ -1255,11 +1255,10 @@ report.check("synthetic_only_classifier_learns", DOWN["synthetic_1x"] > 1.5 / K)
 # The loss ratio agrees within 0.001 across the vector units for each seed (synth-4: within 0.0001
 # between default and avx2); the AU rises differ by up to 0.35 between them (synth-4: 0.36).
 #
-# On synth-7 (session 14: sad, fear and disgust refitted over a wide AU set; seeds 0-2, `--caps
-# default`, 3 runs, 2026-12-07), every check held (the numbers synth-6 gave: this notebook draws
-# none of the refitted expressions): loss ratio 0.22-0.24, generated faces recognised 0.912-1.000,
-# AU rises jaw drop 0.72-1.03, brow raise 1.50-1.71, smile 0.67-1.49, synthetic-only downstream
-# 0.680-0.865 (real-only 0.865-0.915).
+# On synth-8 (session 14: sad, fear and disgust refitted over a wide AU set, deeper wrinkle and fold
+# cues; seeds 0-2, `--caps default`, 3 runs, 2026-12-07), every check held: loss ratio 0.22-0.24,
+# generated faces recognised 0.908-1.000, AU rises jaw drop 0.90-1.10, brow raise 1.41-1.88, smile
+# 0.90-1.37, synthetic-only downstream 0.615-0.840 (real-only 0.875-0.935).
 
 # %%
 report.metric("wall_s_notebook", time.time() - T0)

@@ -819,10 +819,10 @@ print(per_class.T.round(3).to_string())
 #
 # avx512, seeds 1-4 (`--seeds 1 2 3 4 --caps avx512`): the same numbers as avx2 on every seed.
 #
-# On synth-7 (session 14: sad, fear and disgust refitted over a wide AU set; seeds 0-2, `--caps
-# default`, 3 runs, 2026-12-07): all three checks True; close-set accuracy 0.986-0.994, MSP
-# 0.808-0.884, ours 0.117-0.191, oracle selection 0.938-0.970 (bar 0.85), share of MSP's error
-# removed 50-74 %.
+# On synth-8 (session 14: sad, fear and disgust refitted over a wide AU set, deeper wrinkle and fold
+# cues; seeds 0-2, `--caps default`, 3 runs, 2026-12-07): all three checks True; close-set accuracy
+# 0.993-0.998, MSP 0.758-0.922, ours 0.108-0.276, oracle selection 0.940-0.982 (bar 0.85), share of
+# MSP's error removed 34-76 %.
 #
 # Why the oracle check changed with this engine. Until synth-3 it asked the oracle to remove at
 # least 30 % of MSP's remaining ranking error. With synth-4 (the lips part in happy's smile) the

@@ -691,9 +691,9 @@ au_widget
 # 88.0-95.75 % and 91.25-96.5 %.
 # (An earlier sweep on the engine before its issue-21 changes, seeds 0-2 × default / avx2, gave
 # +0.204 to +0.212, +0.242 to +0.254, 94.0-97.75 % and 94.0-98.0 %.)
-# On synth-7 (session 14: sad, fear and disgust refitted over a wide AU set; seeds 0-2, `--caps
-# default`, 3 runs, 2026-12-07): all four True; CAM-COS gain +0.203 to +0.208, ATT-COS gain +0.237
-# to +0.246, accuracy 97.25-97.75 % unguided and 96.0-99.25 % guided.
+# On synth-8 (session 14: sad, fear and disgust refitted over a wide AU set, deeper wrinkle and fold
+# cues; seeds 0-2, `--caps default`, 3 runs, 2026-12-07): all four True; CAM-COS gain +0.205 to
+# +0.212, ATT-COS gain +0.233 to +0.241, accuracy 95.5-98.0 % unguided and 98.0-98.5 % guided.
 
 # %%
 gain = S_G["cam_cos_cam"] - S_U["cam_cos_cam"]

@@ -902,10 +902,11 @@ report.table()
 # 0.027-0.040 vs 0.041-0.071 (smallest gap 0.013), UV matching 0.49-0.70 vs 0.03-0.18, novel-view
 # PSNR 15.0-23.1 vs 10.4-16.7 dB (smallest gap 0.86 dB). On synth-3 (15 runs, avx512 too): Chamfer
 # 0.028-0.041 vs 0.043-0.069 (smallest gap 0.014), UV matching 0.48-0.68 vs 0.03-0.20, PSNR
-# 14.9-21.8 vs 10.7-16.8 dB (smallest gap 1.1 dB). On synth-7 (session 14: sad, fear and disgust
-# refitted over a wide AU set; seeds 0-2, `--caps default`, 3 runs, 2026-12-07): all True; Chamfer
-# 0.034-0.044 vs 0.063-0.071 (smallest gap 0.025), UV matching 0.45-0.52 vs 0.04, PSNR 15.4-20.1 vs
-# 10.5-16.3 dB (smallest gap 0.51 dB, seed 2: 16.8 vs 16.3, the thinnest margin measured so far).
+# 14.9-21.8 vs 10.7-16.8 dB (smallest gap 1.1 dB). On synth-8 (session 14: sad, fear and disgust
+# refitted over a wide AU set, deeper wrinkle and fold cues; seeds 0-2, `--caps default`, 3 runs,
+# 2026-12-07): all True, the numbers synth-7 gave; Chamfer 0.034-0.044 vs 0.063-0.071 (smallest gap
+# 0.025), UV matching 0.45-0.52 vs 0.04, PSNR 15.4-20.1 vs 10.5-16.3 dB (smallest gap 0.51 dB, seed
+# 2: 16.8 vs 16.3, the thinnest margin measured so far; synth-6: 0.62 dB).
 
 # %%
 report.check("chamfer_beats_mean_shape", CH_OURS < CH_MEAN)

@@ -1243,10 +1243,10 @@ report.table()
 # negative expressions refitted), seeds 0-4 × default / avx2 (10 runs, 2026-12-07), both checks
 # held in all 10: agreement 0.583-0.693 vs chance 0.421-0.495 (margin 0.152-0.214); transfer
 # error 1.95-2.22 vs 8.28-9.92 for copying the neutral face; normal minus none −0.031 to +0.021,
-# positive in 6 of 10. On synth-7 (session 14: sad, fear and disgust refitted over a wide AU set;
-# seeds 0-2, `--caps default`, 3 runs, 2026-12-07): both held; agreement 0.604-0.688 vs chance
-# 0.485-0.502 (margin 0.102-0.203); transfer error 1.89-2.55 vs 8.89-11.17; normal minus none 0.000
-# to +0.021.
+# positive in 6 of 10. On synth-8 (session 14: sad, fear and disgust refitted over a wide AU set,
+# deeper wrinkle and fold cues; seeds 0-2, `--caps default`, 3 runs, 2026-12-07): both held;
+# agreement 0.604-0.688 vs chance 0.485-0.502 (margin 0.102-0.203); transfer error 2.17-2.55 vs
+# 10.08-11.17; normal minus none 0.000 to +0.021.
 
 # %%
 report.check("generated_attributes_above_chance", ROWS["normal"]["agreement"] > ROWS["normal"]["chance"])

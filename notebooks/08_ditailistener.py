@@ -1229,10 +1229,10 @@ PLAYER
 # causal / unconditioned 0.020-0.040 (bar < 0.5), seam ratio Edit / Gen 0.453-0.561 (bar < 0.9).
 # On the current engine (synth-4; seeds 0-4 × default / avx2, 10 runs, 2026-12-07) all three held
 # again, with the same extremes (0.020-0.040 and 0.453-0.561); FD-exp gain over the best
-# non-diffusion baseline 56.5-77.8 %. On synth-7 (session 14: sad, fear and disgust refitted over a
-# wide AU set; seeds 0-2, `--caps default`, 3 runs, 2026-12-07): all three held; P-FD(exp) ratio
-# 0.020-0.038, seam ratio 0.453-0.532, FD-exp gain 56.5-72.9 % (the numbers synth-6 gave: this
-# notebook draws none of the refitted expressions).
+# non-diffusion baseline 56.5-77.8 %. On synth-8 (session 14: sad, fear and disgust refitted over a
+# wide AU set, deeper wrinkle and fold cues; seeds 0-2, `--caps default`, 3 runs, 2026-12-07): all
+# three held; P-FD(exp) ratio 0.020-0.038, seam ratio 0.453-0.532, FD-exp gain 56.5-72.9 % (the
+# numbers synth-6 and synth-7 gave: this notebook draws none of the changed expressions or cues).
 
 # %%
 def mask_holds(model, t=3):
