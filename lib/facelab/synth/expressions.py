@@ -63,22 +63,22 @@ synth-7 refits sad, fear and disgust over a wide AU set (every AU but the smile'
 ``scripts/refit_prototypes.py --search wide``), against the same four tuning critics, with
 candidates whose mesh folds more than :data:`FOLD_LIMITS` allows never kept. Why wide: within
 FACS's sets three of the four tuning critics read synth-6's disgust as anger (disgust recall
-0.18-0.40), and no hand-made variant moved them (a closed mouth, raised cheeks, a squint with
-AU43, a stronger nose wrinkle, less brow lowering: 0.08-0.44). The wide search found what they
-read as disgust: a squint (AU07 with some AU43), a pressed upper lip (AU23), a raised upper lip
-(AU10) and lowered brows whose outer ends rise (AU04 with AU02) over a nose wrinkle (AU09), the
-mouth only ajar (disgust recall 0.58-0.68 on the tuning critics). Fear becomes raised brows and
-lids half lowered over a stretched, open mouth (AU01, AU02, AU10, AU15, AU25, AU26 with AU09,
-AU43), sad closes the eyes over oblique brows and a pressed, turned-down mouth (AU01 4.11, AU43
-1.07, AU23 2.13, AU15 2.85). These move away from EMFACS (AU02 in disgust, AU43 in sad and fear,
-AU09 in fear): the critics, trained on FER2013's posed faces, read them so. Without the fold
-limits the search's fear folded 29 triangles (creases down the nose at full intensity); within
-them the four tuning critics' mean balanced recall is 0.714 against 0.735. Read by the held-out critic (same critics, settings and faces
-as synth-6's table): balanced 0.632 vs 0.572; fear 0.54 vs 0.30, disgust 0.29 vs 0.11 (read as
-anger 35 %), sad 0.34 vs 0.34 (read as neutral 54 %); synth->real 0.330 vs 0.320. synth-8 keeps
-these vectors and deepens five appearance cues (``texture.CUES``: nose wrinkles, nasolabial folds,
-forehead lines, marionette lines): 0.644, fear 0.59, disgust 0.29 (read as anger 40 %), sad 0.35
-(58 of 166; read as neutral 55 %); synth->real 0.325.
+0.18-0.40), and no hand-made variant moved them (a closed mouth, raised cheeks, a squint with AU43,
+a stronger nose wrinkle, less brow lowering: 0.08-0.44). The wide search found what they read as
+disgust: a squint (AU07 with some AU43), a pressed upper lip (AU23), a raised upper lip (AU10) and
+lowered brows whose outer ends rise (AU04 with AU02) over a nose wrinkle (AU09), the mouth only
+ajar (disgust recall 0.58-0.68 on the tuning critics). Fear becomes raised brows and lids half
+lowered over a stretched, open mouth (AU01, AU02, AU10, AU15, AU25, AU26 with AU09, AU43), sad
+closes the eyes over oblique brows and a pressed, turned-down mouth (AU01 4.11, AU43 1.07, AU23
+2.13, AU15 2.85). These move away from EMFACS (AU02 in disgust, AU43 in sad and fear, AU09 in
+fear): the critics, trained on FER2013's posed faces, read them so. Without the fold limits the
+search's fear folded 29 triangles (creases down the nose at full intensity); within them the four
+tuning critics' mean balanced recall is 0.714 against 0.735. Read by the held-out critic (same
+critics, settings and faces as synth-6's table): balanced 0.632 vs 0.572; fear 0.54 vs 0.30,
+disgust 0.29 vs 0.11 (read as anger 35 %), sad 0.34 vs 0.34 (read as neutral 54 %); synth->real
+0.330 vs 0.320. synth-8 keeps these vectors and deepens five appearance cues (``texture.CUES``:
+nose wrinkles, nasolabial folds, forehead lines, marionette lines): 0.644, fear 0.59, disgust 0.29
+(read as anger 40 %), sad 0.349 (58 of 166; read as neutral 55 %); synth->real 0.325.
 
 Compound expressions (Du, Tao & Martinez 2014, PNAS, prototypical AUs):
 
