@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .cache import atomic_write
+
 
 def pyplot():
     """``matplotlib.pyplot``, with a file backend where nothing can show a window (scripts,
@@ -31,7 +33,6 @@ def savefig(fig, out_dir: str | os.PathLike, name: str, *, show: bool = True, dp
 
     Returns nothing, so a cell ending with it shows the figure and no path (the path is
     ``out_dir/name.png``)."""
-    from .cache import atomic_write
     path = Path(out_dir) / (name if name.endswith(".png") else name + ".png")
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"), suffix=".png")
     plt = pyplot()

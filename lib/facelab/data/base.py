@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..cache import atomic_write
 from ..config import BASIC7, EXPRESSIONS, ConfigError, cache_dir, progress
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
@@ -383,7 +384,6 @@ def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
 
 def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
     """``np.savez`` through :func:`facelab.cache.atomic_write`: readers never see half a file."""
-    from ..cache import atomic_write
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 

@@ -401,16 +401,12 @@ def face_meshes(aus_right: np.ndarray, aus_left: np.ndarray, shape: np.ndarray) 
 
 
 
-def fold_stats(aus: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """How much AU vectors (n, 20), applied to both sides of the mean face, fold and stretch the
-    face mesh: per vector the number of face triangles whose normal turns against the rest
-    face's, and the smallest and largest edge length relative to the rest face. The neutral face
-    gives (0, 1, 1); a prototype that folds the mesh renders creases and pinches (issue 21)."""
-    aus = np.atleast_2d(np.asarray(aus, np.float32))
+def mesh_fold_stats(verts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For face meshes (n, 468, 3) (or one, (468, 3)): the number of face triangles whose normal
+    turns against the rest face's, and the shortest and longest edge relative to the rest face."""
     topo = topology()
     t = topo.tris[:topo.n_face_tris]
     rest = topo.base + mouth_closure()
-    m = face_meshes(aus, aus, np.zeros((len(aus), len(SHAPE_PARAMS)), np.float32))
 
     def normals(v):
         n = np.cross(v[..., t[:, 1], :] - v[..., t[:, 0], :], v[..., t[:, 2], :] - v[..., t[:, 0], :])
@@ -420,9 +416,17 @@ def fold_stats(aus: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.concatenate([np.linalg.norm(v[..., t[:, i], :] - v[..., t[:, (i + 1) % 3], :], axis=-1)
                                for i in range(3)], -1)
 
-    flips = ((normals(m) * normals(rest)[None]).sum(-1) < 0).sum(-1)
-    r = edges(m) / edges(rest)[None]
+    flips = ((normals(verts) * normals(rest)).sum(-1) < 0).sum(-1)
+    r = edges(verts) / edges(rest)
     return flips, r.min(-1), r.max(-1)
+
+
+def fold_stats(aus: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`mesh_fold_stats` of AU vectors (n, 20) applied to both sides of the mean face. The
+    neutral face gives (0, 1, 1); a prototype that folds the mesh renders creases and pinches
+    (issue 21)."""
+    aus = np.atleast_2d(np.asarray(aus, np.float32))
+    return mesh_fold_stats(face_meshes(aus, aus, np.zeros((len(aus), len(SHAPE_PARAMS)), np.float32)))
 
 # ---------------------------------------------------------------- pose and projection
 #: The head turns about a point this far behind the face's front plane (model units).
