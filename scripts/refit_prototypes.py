@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--search", default="wide", choices=("wide", "facs"),
                     help="the AUs searched: SEARCH_WIDE with MESH_LIMITS, or SEARCH_FACS with CAPS (synth-4 to -6)")
     ap.add_argument("--critics", nargs="+", default=None,
-                    help="names from realism.TUNING_CRITICS (default: all of them)")
+                    help="names from realism.TUNING_CRITICS or WEAK_CRITICS (default: all TUNING_CRITICS)")
     ap.add_argument("--reduce", default="mean", choices=("mean", "min"))
     ap.add_argument("--generations", type=int, default=36)
     ap.add_argument("--population", type=int, default=10)
@@ -93,9 +93,10 @@ def main(argv: list[str] | None = None) -> None:
             for n, x in aus.items():
                 v[AU_INDEX[n]] = x
             E.PROTOTYPES[E.ALL_EXPRESSIONS.index(cls)] = v
-    specs = [c for c in realism.TUNING_CRITICS if a.critics is None or c[0] in a.critics]
+    pool = realism.TUNING_CRITICS if a.critics is None else realism.TUNING_CRITICS + realism.WEAK_CRITICS
+    specs = [c for c in pool if a.critics is None or c[0] in a.critics]
     if a.critics and len(specs) != len(a.critics):
-        known = ", ".join(c[0] for c in realism.TUNING_CRITICS)
+        known = ", ".join(c[0] for c in pool)
         raise SystemExit(f"refit_prototypes: unknown critic in {a.critics}: expected names from {known}")
     critics = list(realism.load_critics(a.data, a.critic_cache, critics=tuple(specs), verbose=True).values())
     out = {}

@@ -456,6 +456,34 @@ def test_critic_members_are_seeds_cached_under_single_critic_keys(tmp_path):
     assert (cache / "h-plain-publictest-None-1-4-5-pool2-strong.pt").exists()
 
 
+def test_critic_subset_draws_a_seeded_part_of_the_split(tmp_path):
+    """``subset: k`` trains on k images of the split drawn by the critic's seed (its key says so);
+    the same seed draws the same images (same weights), another seed others; more than the split holds
+    is refused with the sizes."""
+    from PIL import Image
+
+    from facelab.synth.realism import _critic, critic_fingerprint
+
+    rng = np.random.default_rng(1)
+    for k, folder in enumerate(("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")):
+        (tmp_path / "fer2013" / "publictest" / folder).mkdir(parents=True)
+        for i in range(2):
+            img = rng.integers(0, 255, (48, 48), dtype=np.uint8)
+            Image.fromarray(img).save(tmp_path / "fer2013" / "publictest" / folder / f"PublicTest_{k}{i}.jpg")
+    cfg = {"width": 4, "epochs": 2, "pool": 2, "per_class": None, "subset": 9}
+    quiet = lambda *_: None  # noqa: E731
+    a, n = _critic("w", "plain", "publictest", 3, cfg, tmp_path, tmp_path / "c1", quiet)
+    assert n == 9 and (tmp_path / "c1" / "w-plain-publictest-None-2-4-3-pool2-sub9.pt").exists()
+    b, _ = _critic("w", "plain", "publictest", 3, cfg, tmp_path, tmp_path / "c2", quiet)
+    assert critic_fingerprint(a) == critic_fingerprint(b)
+    # seed 4's model on seed 3's draw vs on its own draw: the data, not only the init, differs
+    c, _ = _critic("w", "plain", "publictest", 4, cfg, tmp_path, None, quiet)
+    full, n_full = _critic("w", "plain", "publictest", 4, {**cfg, "subset": None}, tmp_path, None, quiet)
+    assert n_full == 14 and critic_fingerprint(c) != critic_fingerprint(full)
+    with pytest.raises(ValueError, match="subset 15 is larger than the 14 images"):
+        _critic("w", "plain", "publictest", 3, {**cfg, "subset": 15}, tmp_path, None, quiet)
+
+
 def test_laplace_pose_is_mostly_frontal_with_a_tail():
     """``pose_dist="laplace"`` keeps the uniform's interquartile range but puts more faces near
     frontal and some beyond the uniform's range (never beyond twice it); unknown names are refused."""
