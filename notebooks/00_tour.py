@@ -169,6 +169,12 @@ else:
 # with the engine's default, wider pose). The issue-21 goal is 0.60 (every class 0.35) and 0.35:
 # the balanced `r->s` is above it and sad just under (0.349), disgust (0.29, read as anger 40 % of
 # the time) well under, and so is `s->r`.
+#
+# How much of a class's number is the critic's rather than the engine's? The held-out critic learnt
+# disgust from publictest's 56 disgust faces. Critics made the same way on equally small random draws
+# of FER2013 *train* (`realism.WEAK_CRITICS`, about 55 disgust faces each) read the same synth-8
+# disgust faces at 0.10, 0.58, 0.31 and 0.26, and sad at 0.46, 0.72, 0.67 and 0.20. So a per-class
+# number from one small-data critic moves as much with the faces it learnt from as with the engine.
 
 # %%
 import json
