@@ -189,6 +189,24 @@ else:
     print(f"no {realism.RESULTS.name} yet: run python -m facelab.synth.realism --json {realism.RESULTS}")
 
 # %% [markdown]
+# Where the table started: one landmark chain (48 px face -> face mesh -> `facelab.faces.estimate_aus`)
+# reads every FER2013 train class and the engine's, and each class's mean minus neutral's is what the
+# expression adds ("delta"). The stored numbers (`facelab.synth.calibration.json`, written by
+# `python -m facelab.synth.calibrate --gain 420 --write`) are derived only, no images. Read them
+# with care: the chain follows the smile (AU12, correlation 0.75 with the truth on engine faces)
+# and little else at 48 px (`chain_gain`), which is why the negative expressions were then fitted
+# by analysis by synthesis against the critics instead (`facelab.synth.expressions`).
+
+# %%
+from facelab.synth import calibrate
+
+cal = calibrate.load()
+if cal is not None:
+    print("AU delta from neutral,", cal["source"])
+    print(realism.au_profile_table(calibrate.deltas(cal["real"]), calibrate.deltas(cal["engine"]),
+                                   aus=["AU01", "AU02", "AU04", "AU05", "AU06", "AU12", "AU15", "AU20", "AU26"]))
+
+# %% [markdown]
 # What the critics see: engine faces exactly as `realism` renders them (48 px grey, framed like
 # FER2013's crops), one row per basic expression. FER2013's own images are not shown here: the
 # dataset is research-only and never enters the repository.

@@ -1,4 +1,4 @@
-"""Calibrate the expression table on real faces: per-class AU profiles of FER2013 vs the engine.
+"""Per-class AU profiles of FER2013 and the engine, read by one landmark chain (issue 21).
 
 Both sides go through the same measuring chain, so its biases cancel in the comparison:
 48 px grey face -> upscaled RGB -> :class:`facelab.faces.FaceMesh` (the frame is the face
@@ -6,17 +6,16 @@ box, as FER2013's crops are) -> :func:`facelab.faces.estimate_aus` on the 468 2-
 Landmark-based AU estimates on real faces carry identity shape and landmark error (see
 :mod:`facelab.faces.au_estimate`), so a class's profile is read as its mean *minus the
 neutral class's mean* ("delta" profile): what the expression adds over a resting face.
+:func:`chain_gain` measures, on engine faces with known AUs, how much of a true AU unit the
+chain reads back; :func:`corrected_deltas` turns real deltas into engine AU units where it
+sees the AU at all. These profiles set the first directions of the engine's table; the chain
+is nearly blind at 48 px to most AUs the negative expressions need, so the prototypes were then
+fitted by analysis by synthesis (``realism.fit_prototype``; see ``facelab.synth.expressions``).
 
-:func:`calibrated_table` turns the deltas into prototypes: for each basic expression,
-``proto = prior + BLEND * (real_delta - engine_delta) / gain`` on the AUs the class's EMFACS
-prior uses (or that the real delta shows clearly), where ``engine_delta`` is the
-same chain's reading of the current engine faces and ``gain`` (how much of a true AU unit
-the chain reads back on engine faces) converts readings to AU units. The EMFACS prior
-stays the anchor (blend weight :data:`BLEND`), every value is clipped to ``[0, AU_MAX]``.
-
-``python -m facelab.synth.calibrate [--per-class N] [--write]`` prints the real and engine
-profiles side by side and (with ``--write``) stores the derived numbers -- per-class means
-and deltas, no images -- in ``calibration.json`` next to this module (:data:`CALIBRATION`).
+``python -m facelab.synth.calibrate [--per-class N] [--gain N] [--write]`` prints the real and
+engine profiles side by side and (with ``--write``) stores the derived numbers -- per-class
+means, stds and counts, and the chain's gain, no images -- in ``calibration.json`` next to this
+module (:data:`CALIBRATION`).
 """
 from __future__ import annotations
 
@@ -27,13 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import atomic_write_bytes
 from ..config import BASIC7
 from ..mesh import AU_NAMES
 
 #: Where the derived per-class statistics are stored (package data).
 CALIBRATION = Path(__file__).with_name("calibration.json")
-#: Weight of the real-face correction against the EMFACS prior.
-BLEND = 0.5
 #: Input side for the landmark model (FER2013's 48 px crops are upscaled to this).
 UPSCALE = 192
 
@@ -88,11 +86,13 @@ def chain_gain(n: int = 420, seed: int = 11, **kw) -> dict:
     ``estimate_aus``) and fits, per AU, the least-squares slope of the estimate on the truth
     (with an intercept): ``{"gain": {AU: slope}, "corr": {AU: r}, "n": n}``. A reading of a
     real face's delta divided by the gain is then in the engine's AU units (only where the
-    correlation shows the chain sees the AU at all)."""
+    correlation shows the chain sees the AU at all). The faces are framed and posed like
+    FER2013's (``realism.FER_FRAMING``; ``kw`` override it): before session 15 only the face
+    scale was, and the rest came from the engine's wider default pose."""
     from ..faces.au_estimate import estimate_aus
     from .generators import faces
-    from .realism import FER_FACE_SCALE
-    b = faces(n, 48, expressions=list(BASIC7), seed=seed, face_scale=FER_FACE_SCALE, **kw)
+    from .realism import FER_FRAMING
+    b = faces(n, 48, expressions=list(BASIC7), seed=seed, **{**FER_FRAMING, **kw})
     grey = np.clip(b.images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) + 0.5, 0, 255)
     est = estimate_aus(landmarks(grey.astype(np.uint8)), y_down=True)
     gain, corr = {}, {}
@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--gain", type=int, default=0, help="also measure the chain's per-AU gain on this many "
                     "engine faces and print the real deltas corrected by it")
     ap.add_argument("--write", action="store_true", help=f"store the statistics in {CALIBRATION.name}")
+    ap.add_argument("--out", default=str(CALIBRATION), help="where --write stores them")
     a = ap.parse_args(argv)
     if not a.data:
         raise SystemExit("set FACELAB_DATA or --data to the folder holding fer2013/")
@@ -152,12 +153,13 @@ def main(argv: list[str] | None = None) -> None:
         print("\nreal delta from neutral in engine AU units (delta / gain; nan: chain blind to the AU):")
         print(au_profile_table(corrected_deltas(real, gain)))
     if a.write:
-        out = {"source": f"FER2013 train, {a.per_class} per class; engine {a.engine} faces",
+        from .datasets import CACHE_VERSION
+        out = {"source": f"FER2013 train, {a.per_class} per class; engine {a.engine} faces ({CACHE_VERSION})",
                "aus": list(AU_NAMES), "real": real, "engine": eng}
         if gain is not None:
             out["gain"] = gain
-        CALIBRATION.write_text(json.dumps(out, indent=0))
-        print(f"wrote {CALIBRATION}")
+        atomic_write_bytes(a.out, json.dumps(out, indent=0).encode())
+        print(f"wrote {a.out}")
 
 
 if __name__ == "__main__":

@@ -23,9 +23,11 @@ Where the data moved the table (issue 21). Calibration on real faces
 (:mod:`facelab.synth.calibrate`, numbers in ``calibration.json``) set the first directions,
 but the landmark chain it relies on is nearly blind at 48 px:
 :func:`facelab.synth.calibrate.chain_gain` on engine faces with known AUs finds a usable
-correlation between estimate and truth only for AU12 (0.65) and AU02 (0.32), none for AU01,
-AU04, AU15, AU20 or AU26, so the real-face deltas cannot be turned into AU units for the
-negative expressions. So the last step was analysis by synthesis: starting from FACS's
+correlation between estimate and truth only for AU12 (0.75) and barely for AU05 and AU15 (0.30,
+0.31), little or none for AU01, AU02, AU04, AU20 or AU26 (0.19, 0.23, 0.27, -0.09, -0.03;
+synth-8 faces framed and posed like FER2013's, session 15; an earlier engine in its default
+pose read AU12 0.65 and AU02 0.32), so the real-face deltas cannot be turned into AU units for
+the negative expressions. So the last step was analysis by synthesis: starting from FACS's
 descriptions, a small evolution strategy over each class's FACS-listed AUs (within
 :data:`AU_MAX`, pulled towards the start) maximised the *tuning* critics' probability of the
 class (CNNs trained on FER2013 train, 0.60 balanced on publictest; never the held-out critic)

@@ -79,16 +79,20 @@ FER_CENTER_OFFSET = (0.0, 0.03)
 #: each), while the held-out critic read the engine at 0.508 against 0.471.
 FER_POSE_RANGE = (0.1, 0.22, 0.15)
 FER_POSE_DIST = "laplace"
+#: The four together, as :func:`facelab.synth.generators.faces` keyword arguments: how every
+#: engine face compared with FER2013 is framed and posed (:func:`synthetic_fer`,
+#: ``calibrate.chain_gain``).
+FER_FRAMING = {"face_scale": FER_FACE_SCALE, "center_offset": FER_CENTER_OFFSET, "pose_range": FER_POSE_RANGE,
+               "pose_dist": FER_POSE_DIST}
 
 
 def synthetic_fer(n: int, seed: int = 0, size: int = 48, **kw) -> tuple[np.ndarray, np.ndarray]:
     """(n, size, size) uint8 grey synthetic faces of the 7 basic classes (or ``expressions=``)
     and labels (n,), framed and posed like FER2013's (:data:`FER_FACE_SCALE`,
-    :data:`FER_CENTER_OFFSET`, :data:`FER_POSE_RANGE`, :data:`FER_POSE_DIST`); ``kw`` go to
-    :func:`facelab.synth.generators.faces` (and override those)."""
+    :data:`FER_CENTER_OFFSET`, :data:`FER_POSE_RANGE`, :data:`FER_POSE_DIST`: :data:`FER_FRAMING`);
+    ``kw`` go to :func:`facelab.synth.generators.faces` (and override those)."""
     from .generators import faces
-    kw = {"face_scale": FER_FACE_SCALE, "center_offset": FER_CENTER_OFFSET, "pose_range": FER_POSE_RANGE,
-          "pose_dist": FER_POSE_DIST, "expressions": list(BASIC7), **kw}
+    kw = {**FER_FRAMING, "expressions": list(BASIC7), **kw}
     b = faces(n, size, seed=seed, **kw)
     grey = b.images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as PIL "L"
     return np.clip(grey + 0.5, 0, 255).astype(np.uint8), b.label.astype(np.int64)
@@ -680,11 +684,11 @@ def au_profile_table(real: dict, engine: dict | None = None, aus=None) -> str:
     from ..mesh import AU_NAMES
     aus = list(aus or AU_NAMES)
     idx = [AU_NAMES.index(a) for a in aus]
-    lines = [f"{'class':<9}{'src':<7}" + "".join(f"{a[2:]:>5}" for a in aus)]
+    lines = [f"{'class':<9}{'src':<7}" + "".join(f"{a[2:]:>6}" for a in aus)]
     for c in real:
-        lines.append(f"{c:<9}{'real':<7}" + "".join(f"{real[c][i]:>5.2f}" for i in idx))
+        lines.append(f"{c:<9}{'real':<7}" + "".join(f"{real[c][i]:>6.2f}" for i in idx))
         if engine is not None and c in engine:
-            lines.append(f"{'':<9}{'engine':<7}" + "".join(f"{engine[c][i]:>5.2f}" for i in idx))
+            lines.append(f"{'':<9}{'engine':<7}" + "".join(f"{engine[c][i]:>6.2f}" for i in idx))
     return "\n".join(lines)
 
 
