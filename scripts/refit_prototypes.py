@@ -22,7 +22,7 @@ that tied on the tuning critics' mean balanced recall (within 0.005) were split 
 critic's recall of the class. Session 15 refitted disgust and sad with the held-out-like
 ``realism.WEAK_CRITICS`` added (``--critics tune tune_plain tune_plain_strong tune_small_strong
 tune_weak_a tune_weak_b``, disgust ``--reduce min --seed 5 --generations 48``, sad ``--reduce mean
---generations 48``); the held-out critic read both worse, so they were not kept (see there).
+--seed 7 --generations 48``); the held-out critic read both worse, so they were not kept (see there).
 """
 from __future__ import annotations
 

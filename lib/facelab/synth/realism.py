@@ -453,13 +453,15 @@ TUNING_CRITICS = (CRITICS[0],
 #: Critics made like the held-out one (three plain CNNs, 40 epochs) but on 3,589 random FER2013
 #: *train* images each (the size of publictest, so about 55 disgust faces), for asking how much a
 #: critic's read of a class depends on the few faces it learnt it from. A lot (issue 21, session 15,
-#: synth-8 engine faces): these two read disgust at 0.31 and 0.26 and sad at 0.67 and 0.20, two more
-#: draws made the same way disgust at 0.10 and 0.58, sad at 0.46 and 0.72 (the held-out critic:
-#: disgust 0.29, sad 0.35; the full-train critics: disgust 0.60-0.76, sad 0.42-0.88).
-#: Refitting disgust and sad against them and TUNING_CRITICS (``scripts/refit_prototypes.py
-#: --critics ... tune_weak_a tune_weak_b --reduce min``) raised the worst of these reads of disgust
-#: from 0.26 to 0.41 but the held-out critic's fell (disgust 0.29 -> 0.28, sad 0.35 -> 0.32), so
-#: the engine kept synth-8's vectors: a small critic's idea of disgust does not carry to another.
+#: synth-8 engine faces): these two (ensemble fingerprints 242c550a03e1 / 8dc4d9f0df76, trained
+#: before :func:`train_classifier` seeded dropout, so a retrain differs) read disgust at 0.31 and
+#: 0.26 and sad at 0.67 and 0.20; two more draws made the same way, disgust at 0.10 and 0.58 and
+#: sad at 0.46 and 0.72 (the held-out critic: disgust 0.29, sad 0.35; the full-train critics:
+#: disgust 0.60-0.76, sad 0.42-0.88). Refitting disgust and sad against them and TUNING_CRITICS
+#: (``scripts/refit_prototypes.py --critics ... tune_weak_a tune_weak_b``) raised the worst of these
+#: reads of disgust from 0.26 to 0.41, but the held-out critic's fell (disgust 0.29 -> 0.28, sad
+#: 0.35 -> 0.32), so the engine kept synth-8's vectors: one small critic's idea of disgust does not
+#: carry to another.
 WEAK_CRITICS = (("tune_weak_a", "plain", "train", 5,
                  {"width": 16, "epochs": 40, "pool": 1, "per_class": None, "subset": 3589, "members": 3}),
                 ("tune_weak_b", "plain", "train", 8,
