@@ -175,6 +175,8 @@ else:
 # of FER2013 *train* (`realism.WEAK_CRITICS`, about 55 disgust faces each) read the same synth-8
 # disgust faces at 0.10, 0.58, 0.31 and 0.26, and sad at 0.46, 0.72, 0.67 and 0.20. So a per-class
 # number from one small-data critic moves as much with the faces it learnt from as with the engine.
+# `python -m facelab.synth.realism --read all --critic-cache DIR` prints every critic's read of the
+# engine test faces side by side.
 
 # %%
 import json

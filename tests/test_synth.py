@@ -571,3 +571,25 @@ def test_landmark_framing_sees_a_zoomed_face_and_refuses_bad_crops():
         landmark_framing(np.repeat(x[..., None], 3, -1), x)
     with pytest.raises(ValueError, match="synthetic faces must be"):
         landmark_framing(x, x[:, :40])
+
+
+def test_read_critics_reads_one_engine_test_set_per_critic(tmp_path):
+    """``read_critics``: every spec's recall on the same engine test faces (run's, seed + 2), in
+    the specs' order; a second read from the cache gives the same confusion matrices."""
+    from PIL import Image
+
+    from facelab.synth.realism import read_critics
+
+    rng = np.random.default_rng(2)
+    for k, folder in enumerate(("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")):
+        (tmp_path / "fer2013" / "publictest" / folder).mkdir(parents=True)
+        for i in range(2):
+            img = rng.integers(0, 255, (48, 48), dtype=np.uint8)
+            Image.fromarray(img).save(tmp_path / "fer2013" / "publictest" / folder / f"PublicTest_{k}{i}.jpg")
+    cfg = {"width": 4, "epochs": 1, "pool": 2, "per_class": None}
+    specs = (("b", "plain", "publictest", 1, cfg), ("a", "small", "publictest", 2, cfg))
+    first = read_critics(specs, tmp_path, n=21, seed=0, critic_cache=tmp_path / "c")
+    assert list(first) == ["b", "a"]
+    assert all(r["n"] == 21 and r["confusion"].sum() == 21 and len(r["per_class"]) == 7 for r in first.values())
+    again = read_critics(specs, tmp_path, n=21, seed=0, critic_cache=tmp_path / "c")
+    assert all((first[k]["confusion"] == again[k]["confusion"]).all() for k in first)

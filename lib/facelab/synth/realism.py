@@ -628,6 +628,24 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
     return res
 
 
+def read_critics(critics, data_root: str | os.PathLike | None = None, n: int = SYNTH_TEST, seed: int = 0,
+                 critic_cache: str | os.PathLike | None = None, threads: int | None = 1) -> dict:
+    """Per-critic reads of one engine test set: {name: :func:`evaluate` result} for each spec in
+    ``critics`` (trained, or loaded from ``critic_cache``), on :func:`run`'s engine test faces
+    (``n`` faces, seed ``seed + 2``). With :data:`WEAK_CRITICS` beside :data:`TUNING_CRITICS` it
+    shows how far a class's number depends on the critic (``--read all``)."""
+    root = _fer_root(data_root)
+    with torch_threads(threads or None):
+        xst, yst = synthetic_fer(n, seed=seed + 2)
+        return {name: evaluate(_critic(name, arch, split, cseed, cfg, root, critic_cache, lambda *_: None)[0], xst, yst)
+                for name, arch, split, cseed, cfg in critics}
+
+
+#: ``--read`` sets of critic specs.
+READ_SETS = {"tuning": lambda: TUNING_CRITICS, "weak": lambda: WEAK_CRITICS,
+             "all": lambda: TUNING_CRITICS + WEAK_CRITICS + (CRITICS[1],)}
+
+
 def real_reference(data_root: str | os.PathLike | None = None, per_class=(72, 143, 571), seeds=(0, 1),
                    epochs: int = 8, width: int = 12, sample_seed: int = 77, threads: int | None = 1,
                    synth_augment: str = "shift") -> list[dict]:
@@ -714,11 +732,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--real-reference", type=int, nargs="+", default=None, metavar="K",
                     help="only train the engine model's recipe on K real FER2013 train faces per class "
                          "(each K; seeds 0 and 1) and test on publictest: what synth->real is worth in real faces")
+    ap.add_argument("--read", default=None, choices=sorted(READ_SETS),
+                    help="only read the engine test faces with these critics (tuning, weak or all of them "
+                         "with the held-out one) and print each one's per-class recall")
     a = ap.parse_args(argv)
     try:
         _fer_root(a.data)
     except RuntimeError as e:
         raise SystemExit(f"python -m facelab.synth.realism: {e}") from None
+    if a.read:
+        reads = read_critics(READ_SETS[a.read](), a.data, a.synth_test, a.seed, a.critic_cache)
+        print(f"{'critic':<18}{'balanced':>9}" + "".join(f"{c[:8]:>9}" for c in BASIC7))
+        for name, r in reads.items():
+            print(f"{name:<18}{r['balanced_accuracy']:>9.3f}" + "".join(f"{r['per_class'][c]:>9.2f}" for c in BASIC7))
+        return
     if a.real_reference:
         for r in real_reference(a.data, a.real_reference, epochs=a.epochs, width=a.width,
                                 synth_augment=a.synth_augment):
