@@ -637,13 +637,13 @@ def read_critics(critics, data_root: str | os.PathLike | None = None, n: int = S
     root = _fer_root(data_root)
     with torch_threads(threads or None):
         xst, yst = synthetic_fer(n, seed=seed + 2)
-        return {name: evaluate(_critic(name, arch, split, cseed, cfg, root, critic_cache, lambda *_: None)[0], xst, yst)
+        quiet = lambda *_: None  # noqa: E731
+        return {name: evaluate(_critic(name, arch, split, cseed, cfg, root, critic_cache, quiet)[0], xst, yst)
                 for name, arch, split, cseed, cfg in critics}
 
 
 #: ``--read`` sets of critic specs.
-READ_SETS = {"tuning": lambda: TUNING_CRITICS, "weak": lambda: WEAK_CRITICS,
-             "all": lambda: TUNING_CRITICS + WEAK_CRITICS + (CRITICS[1],)}
+READ_SETS = {"tuning": TUNING_CRITICS, "weak": WEAK_CRITICS, "all": TUNING_CRITICS + WEAK_CRITICS + (CRITICS[1],)}
 
 
 def real_reference(data_root: str | os.PathLike | None = None, per_class=(72, 143, 571), seeds=(0, 1),
@@ -741,7 +741,7 @@ def main(argv: list[str] | None = None) -> None:
     except RuntimeError as e:
         raise SystemExit(f"python -m facelab.synth.realism: {e}") from None
     if a.read:
-        reads = read_critics(READ_SETS[a.read](), a.data, a.synth_test, a.seed, a.critic_cache)
+        reads = read_critics(READ_SETS[a.read], a.data, a.synth_test, a.seed, a.critic_cache)
         print(f"{'critic':<18}{'balanced':>9}" + "".join(f"{c[:8]:>9}" for c in BASIC7))
         for name, r in reads.items():
             print(f"{name:<18}{r['balanced_accuracy']:>9.3f}" + "".join(f"{r['per_class'][c]:>9.2f}" for c in BASIC7))
