@@ -430,20 +430,13 @@ def test_critic_ensemble_averages_probabilities():
         CriticEnsemble([make_classifier("plain", 8, pool=1), make_classifier("plain", 8, pool=2)])
 
 
-def test_critic_members_are_seeds_cached_under_single_critic_keys(tmp_path):
+def test_critic_members_are_seeds_cached_under_single_critic_keys(tmp_path, write_noise_fer2013):
     """A critic spec with ``members: 2`` trains seeds s and s + 1 into the cache under the keys a
     single critic of each seed would have (so a one-member spec of seed s + 1 loads member 1's
     weights instead of training), and a non-default augmentation is part of the key."""
-    from PIL import Image
-
     from facelab.synth.realism import CriticEnsemble, critic_fingerprint, load_critics
 
-    rng = np.random.default_rng(0)
-    for k, folder in enumerate(("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")):
-        (tmp_path / "fer2013" / "publictest" / folder).mkdir(parents=True)
-        for i in range(2):
-            img = rng.integers(0, 255, (48, 48), dtype=np.uint8)
-            Image.fromarray(img).save(tmp_path / "fer2013" / "publictest" / folder / f"PublicTest_{k}{i}.jpg")
+    write_noise_fer2013(tmp_path, "publictest", 2, seed=0)
     cache = tmp_path / "critics"
     cfg = {"width": 4, "epochs": 1, "pool": 2, "per_class": None}
     two = load_critics(tmp_path, cache, critics=(("h", "plain", "publictest", 5, {**cfg, "members": 2}),))["h"]
@@ -456,20 +449,13 @@ def test_critic_members_are_seeds_cached_under_single_critic_keys(tmp_path):
     assert (cache / "h-plain-publictest-None-1-4-5-pool2-strong.pt").exists()
 
 
-def test_critic_subset_draws_a_seeded_part_of_the_split(tmp_path):
+def test_critic_subset_draws_a_seeded_part_of_the_split(tmp_path, write_noise_fer2013):
     """``subset: k`` trains on k images of the split drawn by the critic's seed (its key says so);
     the same seed draws the same images (same weights), another seed others; more than the split holds
     is refused with the sizes."""
-    from PIL import Image
-
     from facelab.synth.realism import _critic, critic_fingerprint
 
-    rng = np.random.default_rng(1)
-    for k, folder in enumerate(("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")):
-        (tmp_path / "fer2013" / "publictest" / folder).mkdir(parents=True)
-        for i in range(2):
-            img = rng.integers(0, 255, (48, 48), dtype=np.uint8)
-            Image.fromarray(img).save(tmp_path / "fer2013" / "publictest" / folder / f"PublicTest_{k}{i}.jpg")
+    write_noise_fer2013(tmp_path, "publictest", 2, seed=1)
     cfg = {"width": 4, "epochs": 2, "pool": 2, "per_class": None, "subset": 9}
     quiet = lambda *_: None  # noqa: E731
     a, n = _critic("w", "plain", "publictest", 3, cfg, tmp_path, tmp_path / "c1", quiet)
@@ -573,19 +559,12 @@ def test_landmark_framing_sees_a_zoomed_face_and_refuses_bad_crops():
         landmark_framing(x, x[:, :40])
 
 
-def test_read_critics_reads_one_engine_test_set_per_critic(tmp_path):
+def test_read_critics_reads_one_engine_test_set_per_critic(tmp_path, write_noise_fer2013):
     """``read_critics``: every spec's recall on the same engine test faces (run's, seed + 2), in
     the specs' order; a second read from the cache gives the same confusion matrices."""
-    from PIL import Image
-
     from facelab.synth.realism import read_critics
 
-    rng = np.random.default_rng(2)
-    for k, folder in enumerate(("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")):
-        (tmp_path / "fer2013" / "publictest" / folder).mkdir(parents=True)
-        for i in range(2):
-            img = rng.integers(0, 255, (48, 48), dtype=np.uint8)
-            Image.fromarray(img).save(tmp_path / "fer2013" / "publictest" / folder / f"PublicTest_{k}{i}.jpg")
+    write_noise_fer2013(tmp_path, "publictest", 2, seed=2)
     cfg = {"width": 4, "epochs": 1, "pool": 2, "per_class": None}
     specs = (("b", "plain", "publictest", 1, cfg), ("a", "small", "publictest", 2, cfg))
     first = read_critics(specs, tmp_path, n=21, seed=0, critic_cache=tmp_path / "c")

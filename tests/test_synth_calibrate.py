@@ -42,18 +42,11 @@ def test_chain_gain_reads_the_smile_back_on_fer_framed_faces(landmark_model):
     assert abs(g["corr"]["AU26"]) < 0.3, g["corr"]["AU26"]
 
 
-def test_main_writes_profiles_of_both_sides(tmp_path, landmark_model):
-    from PIL import Image
-
+def test_main_writes_profiles_of_both_sides(tmp_path, landmark_model, write_noise_fer2013):
     from facelab.synth import calibrate
     from facelab.synth.datasets import CACHE_VERSION
 
-    rng = np.random.default_rng(0)
-    for k, folder in enumerate(("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")):
-        (tmp_path / "fer2013" / "train" / folder).mkdir(parents=True)
-        for i in range(3):
-            img = rng.integers(0, 255, (48, 48), dtype=np.uint8)
-            Image.fromarray(img).save(tmp_path / "fer2013" / "train" / folder / f"Training_{k}{i}.jpg")
+    write_noise_fer2013(tmp_path, "train", 3, seed=0)
     out = tmp_path / "cal.json"
     calibrate.main(["--data", str(tmp_path), "--per-class", "2", "--engine", "14", "--write", "--out", str(out)])
     cal = json.loads(out.read_text())
