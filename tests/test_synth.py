@@ -470,6 +470,47 @@ def test_critic_subset_draws_a_seeded_part_of_the_split(tmp_path, write_noise_fe
         _critic("w", "plain", "publictest", 3, {**cfg, "subset": 15}, tmp_path, None, quiet)
 
 
+def test_soften_blurs_a_seeded_part_of_the_faces_and_keeps_the_rest():
+    """``soften`` blurs each face by its own seeded sigma: faces drawn above 0.5 px lose a fifth of
+    their edge energy or more, none gains any, those under 0.2 px come back untouched; the same seed repeats exactly; sigma 0 is the identity."""
+    from facelab.synth.realism import soften
+
+    x = np.random.default_rng(0).integers(0, 256, (64, 48, 48)).astype(np.uint8)
+    x0 = x.copy()
+    y = soften(x, 1.0, seed=3)
+    assert y.dtype == np.uint8 and y.shape == x.shape and np.array_equal(x, x0)  # the input is left alone
+    sig = np.random.default_rng(3).uniform(0, 1.0, len(x))
+    edge = lambda a: np.abs(np.diff(a.astype(np.int32), axis=-1)).mean((1, 2))  # noqa: E731
+    blurred = sig > 0.2
+    assert 40 < blurred.sum() < 64
+    assert (edge(y[sig > 0.5]) < 0.8 * edge(x[sig > 0.5])).all() and (edge(y) <= edge(x)).all()
+    assert np.array_equal(y[~blurred], x[~blurred])
+    assert np.array_equal(y, soften(x, 1.0, seed=3)) and not np.array_equal(y, soften(x, 1.0, seed=4))
+    assert soften(x, 0.0, seed=3) is x
+
+
+def test_engine_model_is_an_ensemble_of_members_on_their_own_faces(monkeypatch):
+    """``train_engine_model`` trains one member per seed, each on its own engine faces (never the
+    seed ``seed + 2`` that ``run`` tests on), reads several as one, and repeats exactly."""
+    from facelab.synth import realism
+
+    seeds = []
+    real_synthetic_fer = realism.synthetic_fer
+    monkeypatch.setattr(realism, "synthetic_fer", lambda n, seed=0, **kw: (seeds.append(seed), real_synthetic_fer(n, seed, **kw))[1])
+    kw = dict(n=21, seed=5, epochs=1, width=4, members=2, soften_sigma=1.0, augment="strong")
+    a = realism.train_engine_model(**kw)
+    assert isinstance(a, realism.CriticEnsemble) and len(a.members) == 2
+    assert seeds == [6, 1006] and 5 + 2 not in seeds
+    b = realism.train_engine_model(**kw)
+    assert realism.critic_fingerprint(a) == realism.critic_fingerprint(b)
+    assert realism.critic_fingerprint(a.members[0]) != realism.critic_fingerprint(a.members[1])
+    one = realism.train_engine_model(**{**kw, "members": 1})
+    assert not isinstance(one, realism.CriticEnsemble)
+    assert realism.critic_fingerprint(one) == realism.critic_fingerprint(a.members[0])
+    xt, yt = real_synthetic_fer(14, seed=7)
+    assert realism.evaluate(a, xt, yt)["n"] == 14
+
+
 def test_laplace_pose_is_mostly_frontal_with_a_tail():
     """``pose_dist="laplace"`` keeps the uniform's interquartile range but puts more faces near
     frontal and some beyond the uniform's range (never beyond twice it); unknown names are refused."""

@@ -80,7 +80,8 @@ critics, settings and faces as synth-6's table): balanced 0.632 vs 0.572; fear 0
 disgust 0.29 vs 0.11 (read as anger 35 %), sad 0.34 vs 0.34 (read as neutral 54 %); synth->real
 0.330 vs 0.320. synth-8 keeps these vectors and deepens five appearance cues (``texture.CUES``:
 nose wrinkles, nasolabial folds, forehead lines, marionette lines): 0.644, fear 0.59, disgust 0.29
-(read as anger 40 %), sad 0.349 (58 of 166; read as neutral 55 %); synth->real 0.325.
+(read as anger 40 %), sad 0.349 (58 of 166; read as neutral 55 %); synth->real 0.325 with one
+engine-trained model, 0.342 with the four-member recipe of session 16 (``realism.SYNTH_MEMBERS``).
 
 Compound expressions (Du, Tao & Martinez 2014, PNAS, prototypical AUs):
 
