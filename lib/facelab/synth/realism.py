@@ -460,11 +460,11 @@ TUNING_CRITICS = (CRITICS[0],
 #: 0.26 and sad at 0.67 and 0.20; two more draws made the same way, disgust at 0.10 and 0.58 and
 #: sad at 0.46 and 0.72 (the held-out critic: disgust 0.29, sad 0.35; the full-train critics:
 #: disgust 0.60-0.76, sad 0.42-0.88; all on 1,400 faces. On 7,000, session 16: these two disgust
-#: 0.38 / 0.31, sad 0.73 / 0.21; held-out disgust 0.27, sad 0.30; full-train disgust 0.63-0.71). Refitting disgust and sad against them and TUNING_CRITICS
-#: (``scripts/refit_prototypes.py --critics ... tune_weak_a tune_weak_b``) raised the worst of these
-#: reads of disgust from 0.26 to 0.41, but the held-out critic's fell (disgust 0.29 -> 0.28, sad
-#: 0.35 -> 0.32), so the engine kept synth-8's vectors: one small critic's idea of disgust does not
-#: carry to another.
+#: 0.38 / 0.31, sad 0.73 / 0.21; held-out disgust 0.27, sad 0.30; full-train disgust 0.63-0.71).
+#: Refitting disgust and sad against them and TUNING_CRITICS (``scripts/refit_prototypes.py
+#: --critics ... tune_weak_a tune_weak_b``) raised the worst of these reads of disgust from 0.26 to
+#: 0.41, but the held-out critic's fell (disgust 0.29 -> 0.28, sad 0.35 -> 0.32), so the engine
+#: kept synth-8's vectors: one small critic's idea of disgust does not carry to another.
 WEAK_CRITICS = (("tune_weak_a", "plain", "train", 5,
                  {"width": 16, "epochs": 40, "pool": 1, "per_class": None, "subset": 3589, "members": 3}),
                 ("tune_weak_b", "plain", "train", 8,
@@ -560,7 +560,7 @@ SYNTH_TRAIN, SYNTH_TEST, SYNTH_EPOCHS, SYNTH_WIDTH = 16000, 7000, 8, 12
 #: (4-7); softened + strong 0.317 / 0.319; four plain models 0.331 (seeds 0-3); four softened
 #: models 0.332 / 0.321; four softened + strong models 0.343 / 0.342 (eight: 0.349). The networks
 #: never see a real face: the ensemble only averages out what each engine-trained model learns by
-#: chance. Fear stays at ~0.1 and holds the number down.
+#: chance. Fear (~0.1) and sad (~0.17; ~0.27 with flips and shifts only) hold the number down.
 SYNTH_MEMBERS, SYNTH_SOFTEN, SYNTH_AUGMENT = 4, 1.0, "strong"
 
 
@@ -588,15 +588,21 @@ def train_engine_model(n: int = SYNTH_TRAIN, seed: int = 0, epochs: int = SYNTH_
     ``seed + 2``), softened (:func:`soften`); several members are read as one
     (:class:`CriticEnsemble`). ``first``: member 0's (faces, labels) when the caller already
     rendered them. ``shuffle_rng``: permute each member's labels (the control run)."""
-    models = []
-    for k in range(members):
-        fseed = seed + 1 + 1000 * k
-        xs, ys = first if (k == 0 and first is not None) else synthetic_fer(n, seed=fseed, **(synth_kw or {}))
-        if shuffle_rng is not None:
-            ys = shuffle_rng.permutation(ys)
-        xs = soften(xs, soften_sigma, fseed + 98)
-        models.append(train_classifier(xs, ys, epochs, width, seed=seed + k, augment=augment))
-    return models[0] if members == 1 else CriticEnsemble(models).eval()
+    def member_faces():  # rendered one member at a time (16,000 faces are 37 MB)
+        for k in range(members):
+            fseed = seed + 1 + 1000 * k
+            xs, ys = first if (k == 0 and first is not None) else synthetic_fer(n, seed=fseed, **(synth_kw or {}))
+            yield xs, (ys if shuffle_rng is None else shuffle_rng.permutation(ys)), fseed + 98
+
+    return _softened_ensemble(member_faces(), seed, epochs, width, soften_sigma, augment)
+
+
+def _softened_ensemble(training_sets, seed, epochs, width, soften_sigma, augment) -> torch.nn.Module:
+    """One :func:`train_classifier` (seed ``seed + k``) per (faces, labels, soften seed) of
+    ``training_sets``, each set softened first; more than one read as a :class:`CriticEnsemble`."""
+    models = [train_classifier(soften(x, soften_sigma, sseed), y, epochs, width, seed=seed + k, augment=augment)
+              for k, (x, y, sseed) in enumerate(training_sets)]
+    return models[0] if len(models) == 1 else CriticEnsemble(models).eval()
 
 
 def run(data_root: str | os.PathLike | None = None, real_per_class: int | None = None, n_synth: int = SYNTH_TRAIN,
@@ -723,17 +729,11 @@ def real_reference(data_root: str | os.PathLike | None = None, per_class=(72, 14
         x_train, y_train = fer2013_arrays(root, "train")  # read once, subset per size
         for k in per_class:
             x, y = _subset(x_train, y_train, int(k), sample_seed)
-            accs = [evaluate(_recipe_on(x, y, s, epochs, width, members, soften_sigma, synth_augment), xp, yp)
-                    ["balanced_accuracy"] for s in seeds]
+            accs = [evaluate(_softened_ensemble(((x, y, s + 99) for _ in range(members)), s, epochs, width,
+                                                soften_sigma, synth_augment), xp, yp)["balanced_accuracy"]
+                    for s in seeds]
             out.append({"per_class": int(k), "n": int(len(y)), "balanced": accs, "mean": float(np.mean(accs))})
     return out
-
-
-def _recipe_on(x, y, seed, epochs, width, members, soften_sigma, augment):
-    """:func:`train_engine_model`'s recipe on given faces (all members on the same ones)."""
-    models = [train_classifier(soften(x, soften_sigma, seed + 99), y, epochs, width, seed=seed + k, augment=augment)
-              for k in range(members)]
-    return models[0] if members == 1 else CriticEnsemble(models).eval()
 
 
 #: Table columns: (header, result key).
