@@ -192,7 +192,9 @@ from facelab.synth import realism
 # the stored table holds derived numbers only (no images), so it shows without FER2013;
 # re-measuring it needs FACELAB_DATA
 if realism.RESULTS.exists():
-    print(realism.format_table(json.loads(realism.RESULTS.read_text())))
+    stored = json.loads(realism.RESULTS.read_text())
+    print(realism.format_table(stored))
+    print("\n".join(realism.goal_status(stored)))
 else:
     print(f"no {realism.RESULTS.name} yet: run python -m facelab.synth.realism --json {realism.RESULTS}")
 

@@ -511,6 +511,24 @@ def test_engine_model_is_an_ensemble_of_members_on_their_own_faces(monkeypatch):
     assert realism.evaluate(a, xt, yt)["n"] == 14
 
 
+def test_goal_status_says_which_part_of_the_goal_is_missed_and_by_which_classes():
+    """Each part of issue 21's goal comes with its number and margin; a missed class bar names the
+    classes under it."""
+    from facelab.config import BASIC7
+    from facelab.synth.realism import goal_status
+
+    def res(r2s, s2r):
+        return {"real_to_synth": {"balanced_accuracy": float(np.mean(list(r2s.values()))), "per_class": r2s},
+                "synth_to_real": {"balanced_accuracy": s2r, "per_class": {}}}
+
+    good = res({c: 0.7 for c in BASIC7}, 0.36)
+    assert all(line.endswith(" met") for line in goal_status(good)), goal_status(good)
+    bad = goal_status(res({**{c: 0.75 for c in BASIC7}, "sad": 0.30, "disgust": 0.27}, 0.342))
+    assert bad[0] == "r->s held balanced: 0.617 (goal >= 0.60) met"
+    assert "NOT met (0.080 short; under it: sad 0.300, disgust 0.270)" in bad[1]
+    assert bad[2] == "s->r pub balanced: 0.342 (goal >= 0.35) NOT met (0.008 short)"
+
+
 def test_laplace_pose_is_mostly_frontal_with_a_tail():
     """``pose_dist="laplace"`` keeps the uniform's interquartile range but puts more faces near
     frontal and some beyond the uniform's range (never beyond twice it); unknown names are refused."""
