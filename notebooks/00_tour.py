@@ -181,8 +181,10 @@ else:
 # disgust faces at 0.10, 0.58, 0.31 and 0.26, and sad at 0.46, 0.72, 0.67 and 0.20 (1,400 faces;
 # on the 7,000 the two cached ones read disgust 0.38 and 0.31, sad 0.73 and 0.21). So a per-class
 # number from one small-data critic moves as much with the faces it learnt from as with the engine.
-# `python -m facelab.synth.realism --read all --critic-cache DIR` prints every critic's read of the
-# engine test faces side by side.
+# `python -m facelab.synth.realism --read all --critic-cache DIR --json lib/facelab/synth/realism_reads.json`
+# prints every critic's read of the engine test faces side by side and stores it; the cell below
+# shows the stored reads under the table (four critics on all of FER2013 train, the two small-draw
+# ones, and the held-out critic last).
 
 # %%
 import json
@@ -195,6 +197,10 @@ if realism.RESULTS.exists():
     stored = json.loads(realism.RESULTS.read_text())
     print(realism.format_table(stored))
     print("\n".join(realism.goal_status(stored)))
+if realism.READS.exists():
+    reads = json.loads(realism.READS.read_text())
+    print(f"\nevery critic's read of the same engine test faces ({reads['config']}):")
+    print(realism.format_reads(reads["reads"]))
 else:
     print(f"no {realism.RESULTS.name} yet: run python -m facelab.synth.realism --json {realism.RESULTS}")
 

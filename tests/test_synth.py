@@ -620,8 +620,9 @@ def test_landmark_framing_sees_a_zoomed_face_and_refuses_bad_crops():
 
 def test_read_critics_reads_one_engine_test_set_per_critic(tmp_path, write_noise_fer2013):
     """``read_critics``: every spec's recall on the same engine test faces (run's, seed + 2), in
-    the specs' order; a second read from the cache gives the same confusion matrices."""
-    from facelab.synth.realism import read_critics
+    the specs' order; a second read from the cache gives the same confusion matrices and
+    fingerprints; ``format_reads`` prints one row per critic."""
+    from facelab.synth.realism import format_reads, read_critics
 
     write_noise_fer2013(tmp_path, "publictest", 2, seed=2)
     cfg = {"width": 4, "epochs": 1, "pool": 2, "per_class": None}
@@ -631,3 +632,8 @@ def test_read_critics_reads_one_engine_test_set_per_critic(tmp_path, write_noise
     assert all(r["n"] == 21 and r["confusion"].sum() == 21 and len(r["per_class"]) == 7 for r in first.values())
     again = read_critics(specs, tmp_path, n=21, seed=0, critic_cache=tmp_path / "c")
     assert all((first[k]["confusion"] == again[k]["confusion"]).all() for k in first)
+    assert first["a"]["fingerprint"] == again["a"]["fingerprint"] != first["b"]["fingerprint"]
+    # the printed table: a header, then one row per critic with its balanced and per-class recall
+    table = format_reads(first).splitlines()
+    assert table[0].split()[:3] == ["critic", "balanced", "neutral"] and len(table) == 3
+    assert table[1].split()[0] == "b" and float(table[1].split()[1]) == round(first["b"]["balanced_accuracy"], 3)

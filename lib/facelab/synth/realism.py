@@ -692,13 +692,31 @@ def read_critics(critics, data_root: str | os.PathLike | None = None, n: int = S
     """Per-critic reads of one engine test set: {name: :func:`evaluate` result} for each spec in
     ``critics`` (trained, or loaded from ``critic_cache``), on :func:`run`'s engine test faces
     (``n`` faces, seed ``seed + 2``). With :data:`WEAK_CRITICS` beside :data:`TUNING_CRITICS` it
-    shows how far a class's number depends on the critic (``--read all``)."""
+    shows how far a class's number depends on the critic (``--read all``). Each result also holds
+    the critic's ``fingerprint`` (:func:`critic_fingerprint`)."""
     root = _fer_root(data_root)
+    out = {}
     with torch_threads(threads or None):
         xst, yst = synthetic_fer(n, seed=seed + 2)
         quiet = lambda *_: None  # noqa: E731
-        return {name: evaluate(_critic(name, arch, split, cseed, cfg, root, critic_cache, quiet)[0], xst, yst)
-                for name, arch, split, cseed, cfg in critics}
+        for name, arch, split, cseed, cfg in critics:
+            model = _critic(name, arch, split, cseed, cfg, root, critic_cache, quiet)[0]
+            out[name] = {**evaluate(model, xst, yst), "fingerprint": critic_fingerprint(model)}
+    return out
+
+
+#: Stored ``--read all --json`` output (derived numbers only), shown by notebook 00: every critic's
+#: per-class read of the stored table's engine test faces.
+READS = Path(__file__).with_name("realism_reads.json")
+
+
+def format_reads(reads: dict) -> str:
+    """Per-critic balanced and per-class recall, one row per critic (``reads``: :func:`read_critics`'s
+    dict, or the ``reads`` of a stored :data:`READS` file)."""
+    lines = [f"{'critic':<18}{'balanced':>9}" + "".join(f"{c[:8]:>9}" for c in BASIC7)]
+    for name, r in reads.items():
+        lines.append(f"{name:<18}{r['balanced_accuracy']:>9.3f}" + "".join(f"{r['per_class'][c]:>9.2f}" for c in BASIC7))
+    return "\n".join(lines)
 
 
 #: ``--read`` sets of critic specs.
@@ -809,7 +827,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--width", type=int, default=SYNTH_WIDTH)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--critic-cache", default=None, help="folder to store/reuse the trained critics")
-    ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--json", default=None, help="also write the results (or, with --read, the reads) here")
     ap.add_argument("--shuffle-labels", action="store_true", help="control run: permuted training labels")
     ap.add_argument("--synth-augment", default=SYNTH_AUGMENT, choices=AUGMENTS,
                     help=f"augmentation of the engine-trained model (default: {SYNTH_AUGMENT})")
@@ -832,9 +850,14 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"python -m facelab.synth.realism: {e}") from None
     if a.read:
         reads = read_critics(READ_SETS[a.read], a.data, a.synth_test, a.seed, a.critic_cache)
-        print(f"{'critic':<18}{'balanced':>9}" + "".join(f"{c[:8]:>9}" for c in BASIC7))
-        for name, r in reads.items():
-            print(f"{name:<18}{r['balanced_accuracy']:>9.3f}" + "".join(f"{r['per_class'][c]:>9.2f}" for c in BASIC7))
+        print(format_reads(reads))
+        if a.json:
+            import json
+            from .datasets import CACHE_VERSION
+            keep = ("balanced_accuracy", "per_class", "n", "fingerprint")
+            out = {"config": {"read": a.read, "synth_test": a.synth_test, "seed": a.seed, "engine": CACHE_VERSION},
+                   "reads": {k: {kk: r[kk] for kk in keep} for k, r in reads.items()}}
+            atomic_write_bytes(a.json, json.dumps(out, indent=1).encode())
         return
     if a.real_reference:
         for r in real_reference(a.data, a.real_reference, epochs=a.epochs, width=a.width,
