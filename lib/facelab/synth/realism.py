@@ -581,17 +581,16 @@ def soften(x: np.ndarray, max_sigma: float, seed: int) -> np.ndarray:
 def train_engine_model(n: int = SYNTH_TRAIN, seed: int = 0, epochs: int = SYNTH_EPOCHS, width: int = SYNTH_WIDTH,
                        members: int = SYNTH_MEMBERS, soften_sigma: float = SYNTH_SOFTEN,
                        augment: str = SYNTH_AUGMENT, synth_kw: dict | None = None,
-                       shuffle_rng: np.random.Generator | None = None, first=None) -> torch.nn.Module:
+                       shuffle_rng: np.random.Generator | None = None) -> torch.nn.Module:
     """The synth->real model: ``members`` SmallCNNs (:func:`train_classifier`), member k (seed
     ``seed + k``) trained on its own ``n`` engine faces (:func:`synthetic_fer`, seed ``seed + 1``
     for member 0, ``seed + 1 + 1000 k`` after, so never :func:`run`'s test faces of seed
     ``seed + 2``), softened (:func:`soften`); several members are read as one
-    (:class:`CriticEnsemble`). ``first``: member 0's (faces, labels) when the caller already
-    rendered them. ``shuffle_rng``: permute each member's labels (the control run)."""
+    (:class:`CriticEnsemble`). ``shuffle_rng``: permute each member's labels (the control run)."""
     def member_faces():  # rendered one member at a time (16,000 faces are 37 MB)
         for k in range(members):
             fseed = seed + 1 + 1000 * k
-            xs, ys = first if (k == 0 and first is not None) else synthetic_fer(n, seed=fseed, **(synth_kw or {}))
+            xs, ys = synthetic_fer(n, seed=fseed, **(synth_kw or {}))
             yield xs, (ys if shuffle_rng is None else shuffle_rng.permutation(ys)), fseed + 98
 
     return _softened_ensemble(member_faces(), seed, epochs, width, soften_sigma, augment)
@@ -649,7 +648,6 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
         rng = np.random.default_rng(seed)
         xp, yp = fer2013_arrays(root, "publictest")
         xv, yv = fer2013_arrays(root, "train", real_test_per_class, seed + 1000)  # held-out critic's real test
-        xs, ys = synthetic_fer(n_synth, seed=seed + 1, **skw)
         xst, yst = synthetic_fer(n_synth_test, seed=seed + 2, **skw)
         t1 = time.perf_counter()
         log(f"data: {t1 - t0:.0f} s")
@@ -671,7 +669,7 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
                 res["real_to_real_heldout"] = evaluate(model, xv, yv)
         t2 = time.perf_counter()
         m_syn = train_engine_model(n_synth, seed, epochs, width, synth_members, synth_soften, synth_augment,
-                                   skw, shuffle_rng=rng if shuffle_labels else None, first=(xs, ys))
+                                   skw, shuffle_rng=rng if shuffle_labels else None)
         res["synth_to_real"] = evaluate(m_syn, xp, yp)
         res["synth_to_real_tune"] = evaluate(m_syn, xv, yv)
         res["synth_to_synth"] = evaluate(m_syn, xst, yst)
@@ -681,7 +679,7 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
     res["seconds"] = {"data": t1 - t0, "critics": t2 - t1, "synth_model": t3 - t2}
     res["config"] = {"critics": {c[0]: f"{c[1]}@{c[2]}({sizes[c[0]]}),{c[4]}" for c in critics},
                      "critic_fingerprints": prints,
-                     "synth_train": len(ys), "synth_test": len(yst), "real_test": len(yp),
+                     "synth_train": n_synth, "synth_test": len(yst), "real_test": len(yp),
                      "epochs": epochs, "width": width, "seed": seed, "shuffle_labels": shuffle_labels,
                      "synth_augment": synth_augment, "synth_members": synth_members, "synth_soften": synth_soften}
     return res
