@@ -408,7 +408,7 @@ def test_fit_prototype_finds_a_hidden_target():
 def test_critic_ensemble_averages_probabilities():
     """An ensemble's output is the log of its members' mean class probabilities (so its argmax can
     differ from every member's logit sum); members with different input pools are refused."""
-    from facelab.synth.realism import CriticEnsemble, make_classifier
+    from facelab.synth.realism import ProbabilityEnsemble, make_classifier
 
     class Fixed(torch.nn.Module):
         input_pool = 1
@@ -422,25 +422,25 @@ def test_critic_ensemble_averages_probabilities():
 
     # member a is sure of class 0, member b split between 1 and 2 but leaning to 1
     a, b = Fixed([5.0, 0, 0, 0, 0, 0, 0]), Fixed([0.0, 4.0, 3.9, 0, 0, 0, 0])
-    out = CriticEnsemble([a, b])(torch.zeros(2, 1, 48, 48))
+    out = ProbabilityEnsemble([a, b])(torch.zeros(2, 1, 48, 48))
     want = torch.log((torch.softmax(a.logits, 0) + torch.softmax(b.logits, 0)) / 2)
     assert torch.allclose(out[0], want, atol=1e-6) and torch.allclose(out.exp().sum(1), torch.ones(2))
     assert out.argmax(1).tolist() == [0, 0]
     with pytest.raises(ValueError, match="share one input_pool"):
-        CriticEnsemble([make_classifier("plain", 8, pool=1), make_classifier("plain", 8, pool=2)])
+        ProbabilityEnsemble([make_classifier("plain", 8, pool=1), make_classifier("plain", 8, pool=2)])
 
 
 def test_critic_members_are_seeds_cached_under_single_critic_keys(tmp_path, write_noise_fer2013):
     """A critic spec with ``members: 2`` trains seeds s and s + 1 into the cache under the keys a
     single critic of each seed would have (so a one-member spec of seed s + 1 loads member 1's
     weights instead of training), and a non-default augmentation is part of the key."""
-    from facelab.synth.realism import CriticEnsemble, critic_fingerprint, load_critics
+    from facelab.synth.realism import ProbabilityEnsemble, critic_fingerprint, load_critics
 
     write_noise_fer2013(tmp_path, "publictest", 2, seed=0)
     cache = tmp_path / "critics"
     cfg = {"width": 4, "epochs": 1, "pool": 2, "per_class": None}
     two = load_critics(tmp_path, cache, critics=(("h", "plain", "publictest", 5, {**cfg, "members": 2}),))["h"]
-    assert isinstance(two, CriticEnsemble) and len(two.members) == 2 and two.input_pool == 2
+    assert isinstance(two, ProbabilityEnsemble) and len(two.members) == 2 and two.input_pool == 2
     assert sorted(p.name for p in cache.iterdir()) == ["h-plain-publictest-None-1-4-5-pool2.pt",
                                                        "h-plain-publictest-None-1-4-6-pool2.pt"]
     one = load_critics(tmp_path, cache, critics=(("h", "plain", "publictest", 6, cfg),))["h"]
@@ -499,13 +499,13 @@ def test_engine_model_is_an_ensemble_of_members_on_their_own_faces(monkeypatch):
     monkeypatch.setattr(realism, "synthetic_fer", lambda n, seed=0, **kw: (seeds.append(seed), real_synthetic_fer(n, seed, **kw))[1])
     kw = dict(n=21, seed=5, epochs=1, width=4, members=2, soften_sigma=1.0, augment="strong")
     a = realism.train_engine_model(**kw)
-    assert isinstance(a, realism.CriticEnsemble) and len(a.members) == 2
+    assert isinstance(a, realism.ProbabilityEnsemble) and len(a.members) == 2
     assert seeds == [6, 1006] and 5 + 2 not in seeds
     b = realism.train_engine_model(**kw)
     assert realism.critic_fingerprint(a) == realism.critic_fingerprint(b)
     assert realism.critic_fingerprint(a.members[0]) != realism.critic_fingerprint(a.members[1])
     one = realism.train_engine_model(**{**kw, "members": 1})
-    assert not isinstance(one, realism.CriticEnsemble)
+    assert not isinstance(one, realism.ProbabilityEnsemble)
     assert realism.critic_fingerprint(one) == realism.critic_fingerprint(a.members[0])
     xt, yt = real_synthetic_fer(14, seed=7)
     assert realism.evaluate(a, xt, yt)["n"] == 14

@@ -432,7 +432,7 @@ def _pose_proxies(lm: np.ndarray) -> dict:
 #: config). "tune" is the one to tune the engine against; "heldout" (another architecture,
 #: another split, other seeds) is the one to report with, so that tuning cannot overfit it.
 #: ``per_class`` None = the whole split; ``members`` > 1: that many seeds read as one
-#: (:class:`CriticEnsemble`); ``augment``: :data:`AUGMENTS` (default "shift"). Both must be
+#: (:class:`ProbabilityEnsemble`); ``augment``: :data:`AUGMENTS` (default "shift"). Both must be
 #: strong on real faces they never saw (tune on publictest, heldout on a train subset) for the
 #: realism numbers to mean anything. The held-out critic is three seeds since session 13:
 #: retraining one plain CNN with the same seed and data moved synth-3's r->s by 0.04, and its
@@ -471,16 +471,17 @@ WEAK_CRITICS = (("tune_weak_a", "plain", "train", 5,
                  {"width": 16, "epochs": 40, "pool": 1, "per_class": None, "subset": 3589, "members": 3}))
 
 
-class CriticEnsemble(torch.nn.Module):
-    """Several critics read as one: the log of their mean class probabilities (so ``argmax`` and
-    ``log_softmax`` of the output behave as for a single critic). All members share ``input_pool``."""
+class ProbabilityEnsemble(torch.nn.Module):
+    """Several classifiers read as one: the log of their mean class probabilities (so ``argmax`` and
+    ``log_softmax`` of the output behave as for a single model). A critic of several seeds and the
+    engine-trained model's members are both read this way. All members share ``input_pool``."""
 
     def __init__(self, members) -> None:
         super().__init__()
         self.members = torch.nn.ModuleList(members)
         pools = {getattr(m, "input_pool", POOL) for m in members}
         if len(pools) != 1:
-            raise ValueError(f"CriticEnsemble: members must share one input_pool, got {sorted(pools)}")
+            raise ValueError(f"ProbabilityEnsemble: members must share one input_pool, got {sorted(pools)}")
         self.input_pool = pools.pop()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -491,7 +492,7 @@ class CriticEnsemble(torch.nn.Module):
 def _critic(name, arch, split, seed, cfg, root, cache, log):
     """The critic ``name`` (trained, or loaded from ``cache``) and the size of its training split.
     ``cfg["members"]`` > 1: that many critics with seeds ``seed``, ``seed + 1``, ... read as one
-    (:class:`CriticEnsemble`); member k's cache key is the one a single critic of seed
+    (:class:`ProbabilityEnsemble`); member k's cache key is the one a single critic of seed
     ``seed + k`` would have. ``cfg["subset"]``: train on that many images of the split, a random
     draw seeded by ``seed`` that all members share (part of the cache key)."""
     width, epochs, pool, per_class = cfg["width"], cfg["epochs"], cfg["pool"], cfg["per_class"]
@@ -522,7 +523,7 @@ def _critic(name, arch, split, seed, cfg, root, cache, log):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(model.state_dict(), path)
         members.append(model.eval())
-    return (members[0] if len(members) == 1 else CriticEnsemble(members).eval()), len(yr)
+    return (members[0] if len(members) == 1 else ProbabilityEnsemble(members).eval()), len(yr)
 
 
 def critic_fingerprint(model: torch.nn.Module) -> str:
@@ -586,7 +587,7 @@ def train_engine_model(n: int = SYNTH_TRAIN, seed: int = 0, epochs: int = SYNTH_
     ``seed + k``) trained on its own ``n`` engine faces (:func:`synthetic_fer`, seed ``seed + 1``
     for member 0, ``seed + 1 + 1000 k`` after, so never :func:`run`'s test faces of seed
     ``seed + 2``), softened (:func:`soften`); several members are read as one
-    (:class:`CriticEnsemble`). ``shuffle_rng``: permute each member's labels (the control run)."""
+    (:class:`ProbabilityEnsemble`). ``shuffle_rng``: permute each member's labels (the control run)."""
     def member_faces():  # rendered one member at a time (16,000 faces are 37 MB)
         for k in range(members):
             fseed = seed + 1 + 1000 * k
@@ -598,10 +599,10 @@ def train_engine_model(n: int = SYNTH_TRAIN, seed: int = 0, epochs: int = SYNTH_
 
 def _softened_ensemble(training_sets, seed, epochs, width, soften_sigma, augment) -> torch.nn.Module:
     """One :func:`train_classifier` (seed ``seed + k``) per (faces, labels, soften seed) of
-    ``training_sets``, each set softened first; more than one read as a :class:`CriticEnsemble`."""
+    ``training_sets``, each set softened first; more than one read as a :class:`ProbabilityEnsemble`."""
     models = [train_classifier(soften(x, soften_sigma, sseed), y, epochs, width, seed=seed + k, augment=augment)
               for k, (x, y, sseed) in enumerate(training_sets)]
-    return models[0] if len(models) == 1 else CriticEnsemble(models).eval()
+    return models[0] if len(models) == 1 else ProbabilityEnsemble(models).eval()
 
 
 def run(data_root: str | os.PathLike | None = None, real_per_class: int | None = None, n_synth: int = SYNTH_TRAIN,
