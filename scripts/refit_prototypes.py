@@ -23,6 +23,10 @@ critic's recall of the class. Session 15 refitted disgust and sad with the held-
 ``realism.WEAK_CRITICS`` added (``--critics tune tune_plain tune_plain_strong tune_small_strong
 tune_weak_a tune_weak_b``, disgust ``--reduce min --seed 5 --generations 48``, sad ``--reduce mean
 --seed 7 --generations 48``); the held-out critic read both worse, so they were not kept (see there).
+Session 17 refitted them against TUNING_CRITICS and weak draws a-d (``--critics ... tune_weak_a
+tune_weak_b tune_weak_c tune_weak_d --reduce mean``, 36 generations, seeds 7 / 5) and read the
+result with draws e and f, which the fit never saw: they moved within one class's sampling error
+(``realism.WEAK_CRITICS``), so those were not kept either.
 """
 from __future__ import annotations
 

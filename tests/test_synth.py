@@ -430,6 +430,27 @@ def test_critic_ensemble_averages_probabilities():
         ProbabilityEnsemble([make_classifier("plain", 8, pool=1), make_classifier("plain", 8, pool=2)])
 
 
+def test_probability_ensemble_with_flip_also_reads_each_image_mirrored():
+    """``flip=True`` averages each member's probabilities over the image and its left-right mirror:
+    a member that only looks at the left column reads the right column too."""
+    from facelab.synth.realism import ProbabilityEnsemble
+
+    class LeftColumn(torch.nn.Module):
+        input_pool = 1
+
+        def forward(self, x):  # class 0 if the left column is bright, else class 1
+            bright = 2 * x[:, 0, :, 0].mean(1) - 1
+            return torch.stack([4 * bright, -4 * bright] + [torch.full_like(bright, -9.0)] * 5, 1)
+
+    x = torch.zeros(1, 1, 4, 4)
+    x[..., 0] = 1.0  # bright left column, dark right one
+    plain = ProbabilityEnsemble([LeftColumn()])(x).exp()
+    both = ProbabilityEnsemble([LeftColumn()], flip=True)(x).exp()
+    mirrored = ProbabilityEnsemble([LeftColumn()])(x.flip(3)).exp()
+    assert plain[0, 0] > 0.99 and mirrored[0, 1] > 0.99
+    assert torch.allclose(both, (plain + mirrored) / 2, atol=1e-6)
+
+
 def test_critic_members_are_seeds_cached_under_single_critic_keys(tmp_path, write_noise_fer2013):
     """A critic spec with ``members: 2`` trains seeds s and s + 1 into the cache under the keys a
     single critic of each seed would have (so a one-member spec of seed s + 1 loads member 1's
@@ -497,7 +518,7 @@ def test_engine_model_is_an_ensemble_of_members_on_their_own_faces(monkeypatch):
     seeds = []
     real_synthetic_fer = realism.synthetic_fer
     monkeypatch.setattr(realism, "synthetic_fer", lambda n, seed=0, **kw: (seeds.append(seed), real_synthetic_fer(n, seed, **kw))[1])
-    kw = dict(n=21, seed=5, epochs=1, width=4, members=2, soften_sigma=1.0, augment="strong")
+    kw = dict(n=21, seed=5, epochs=1, width=4, members=2, soften_sigma=1.0, augment="strong", flip=False)
     a = realism.train_engine_model(**kw)
     assert isinstance(a, realism.ProbabilityEnsemble) and len(a.members) == 2
     assert seeds == [6, 1006] and 5 + 2 not in seeds
@@ -507,6 +528,9 @@ def test_engine_model_is_an_ensemble_of_members_on_their_own_faces(monkeypatch):
     one = realism.train_engine_model(**{**kw, "members": 1})
     assert not isinstance(one, realism.ProbabilityEnsemble)
     assert realism.critic_fingerprint(one) == realism.critic_fingerprint(a.members[0])
+    flipped = realism.train_engine_model(**{**kw, "members": 1, "flip": True})  # the same member, read mirrored too
+    assert isinstance(flipped, realism.ProbabilityEnsemble) and flipped.flip and len(flipped.members) == 1
+    assert realism.critic_fingerprint(flipped.members[0]) == realism.critic_fingerprint(one)
     xt, yt = real_synthetic_fer(14, seed=7)
     assert realism.evaluate(a, xt, yt)["n"] == 14
 

@@ -81,7 +81,8 @@ disgust 0.29 vs 0.11 (read as anger 35 %), sad 0.34 vs 0.34 (read as neutral 54 
 0.330 vs 0.320. synth-8 keeps these vectors and deepens five appearance cues (``texture.CUES``:
 nose wrinkles, nasolabial folds, forehead lines, marionette lines): 0.644, fear 0.59, disgust 0.29
 (read as anger 40 %), sad 0.349 (58 of 166; read as neutral 55 %); synth->real 0.325 with one
-engine-trained model, 0.342 with the four-member recipe of session 16 (``realism.SYNTH_MEMBERS``).
+engine-trained model, 0.342 with the four-member recipe of session 16, 0.345 with eight members that
+also read each face mirrored (session 17; ``realism.SYNTH_MEMBERS``, ``SYNTH_FLIP``).
 On 7,000 test faces instead of 1,400 (session 16): 0.651, fear 0.65, disgust 0.27, sad 0.30.
 
 Compound expressions (Du, Tao & Martinez 2014, PNAS, prototypical AUs):
