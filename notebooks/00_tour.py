@@ -158,9 +158,9 @@ else:
 #
 # What `s->r pub` is worth in real faces: `python -m facelab.synth.realism --real-reference 72 143 571`
 # trains the same recipe on that many *real* FER2013 train faces per class (`realism.real_reference`).
-# Measured (seeds 0 / 1): 504 faces 0.228 / 0.208, 1,001 faces 0.308 / 0.307, 3,862 faces
-# 0.405 / 0.406 balanced on publictest. The engine's faces (0.342) teach this recipe about as
-# much as 1,200 real ones.
+# Measured (seeds 0 / 1): 504 faces 0.231 / 0.216, 1,001 faces 0.306 / 0.313, 3,862 faces
+# 0.401 / 0.406 balanced on publictest. The engine's 8 x 16,000 faces (0.345) teach this recipe
+# about as much as 1,700 real ones (interpolated on a log scale of faces).
 #
 # The stored table is the current engine, synth-8 (sad, fear and disgust refitted over a wide AU
 # set within mesh fold limits, see `facelab.synth.expressions`; deeper wrinkle and fold cues,

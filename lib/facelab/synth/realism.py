@@ -755,9 +755,11 @@ def real_reference(data_root: str | os.PathLike | None = None, per_class=(72, 14
     and tested on FER2013 publictest, once per seed in ``seeds``.
 
     Returns one dict per size: ``per_class``, ``n`` (faces actually used), ``balanced`` (per
-    seed) and ``mean``. Measured with the session-16 recipe (four softened, strongly augmented
-    members; seeds 0 and 1): 504 faces 0.228/0.208, 1,001 faces 0.308/0.307, 3,862 faces
-    0.405/0.406, while the engine's 4 x 16,000 faces give 0.342: worth about 1,200 real ones.
+    seed) and ``mean``. Measured with the session-17 recipe (eight softened, strongly augmented
+    members that also read each face mirrored; seeds 0 and 1): 504 faces 0.231/0.216, 1,001 faces
+    0.306/0.313, 3,862 faces 0.401/0.406, while the engine's 8 x 16,000 faces give 0.345: worth
+    about 1,700 real ones (interpolated on a log scale of faces). With the session-16 recipe (four
+    members, no mirrored reading): 0.228/0.208, 0.308/0.307, 0.405/0.406 against 0.342.
     (Session 11, one model with flips and shifts: 504 faces 0.244/0.245, 1,001 faces
     0.293/0.277, 3,862 faces 0.425/0.419.)
     """
