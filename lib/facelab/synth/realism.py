@@ -8,7 +8,8 @@ ids, and the synthetic labels 0-6 are the same names):
 * real -> synthetic: train on (a class-balanced subset of) FER2013 ``train``, test on freshly
   rendered synthetic faces;
 * synthetic -> real: train on synthetic faces (:func:`train_engine_model`: eight SmallCNNs,
-  each on its own engine faces and each also reading the mirrored face, read as one), test on FER2013 ``publictest``.
+  each on its own engine faces and each also reading the mirrored face, read as one), test on
+  FER2013 ``publictest``.
 
 Per-class accuracy (recall) well above chance (1/7) in both directions means the engine's
 expressions carry the cues that real faces carry, not just a style of their own.
@@ -466,9 +467,11 @@ TUNING_CRITICS = (CRITICS[0],
 #: 0.41, but the held-out critic's fell (disgust 0.29 -> 0.28, sad 0.35 -> 0.32), so the engine
 #: kept synth-8's vectors: one small critic's idea of disgust does not carry to another.
 #: Session 17 added four more draws (c-f, seeds 11, 14, 17, 20), so the stored reads
-#: (``realism_reads.json``) show six: on the stored 7,000 faces see there; on 1,400 faces of
-#: synth-8 the six read sad at 0.72 0.20 0.58 0.26 0.36 0.49 (mean 0.44) and disgust at 0.39 0.38
-#: 0.22 0.35 0.42 0.28 (mean 0.34). Refitting sad and disgust against TUNING_CRITICS and draws
+#: (``realism_reads.json``, the stored table's 7,000 faces) show six: sad 0.73 0.21 0.51 0.27 0.30
+#: 0.47 (mean 0.41), disgust 0.38 0.31 0.18 0.34 0.35 0.24 (mean 0.30), the held-out critic 0.30
+#: and 0.27. Even one draw's three seeds differ: the held-out critic's members read disgust at 0.18,
+#: 0.39 and 0.26. On 1,400 other faces of synth-8 (seed 4242) the six read sad at 0.72 0.20 0.58
+#: 0.26 0.36 0.49 (mean 0.44) and disgust at 0.39 0.38 0.22 0.35 0.42 0.28 (mean 0.34). Refitting sad and disgust against TUNING_CRITICS and draws
 #: a-d (``fit_prototype``, wide search, mean, 36 generations) moved the two draws it never saw
 #: (e, f) by sad +0.06 / +0.01 and disgust +0.07 / +0.02 on the same 1,400 faces: within the
 #: sampling error of one class (about 200 faces, +-0.034), so the engine kept synth-8's vectors.
