@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -471,10 +472,11 @@ TUNING_CRITICS = (CRITICS[0],
 #: 0.47 (mean 0.41), disgust 0.38 0.31 0.18 0.34 0.35 0.24 (mean 0.30), the held-out critic 0.30
 #: and 0.27. Even one draw's three seeds differ: the held-out critic's members read disgust at 0.18,
 #: 0.39 and 0.26. On 1,400 other faces of synth-8 (seed 4242) the six read sad at 0.72 0.20 0.58
-#: 0.26 0.36 0.49 (mean 0.44) and disgust at 0.39 0.38 0.22 0.35 0.42 0.28 (mean 0.34). Refitting sad and disgust against TUNING_CRITICS and draws
-#: a-d (``fit_prototype``, wide search, mean, 36 generations) moved the two draws it never saw
-#: (e, f) by sad +0.06 / +0.01 and disgust +0.07 / +0.02 on the same 1,400 faces: within the
-#: sampling error of one class (about 200 faces, +-0.034), so the engine kept synth-8's vectors.
+#: 0.26 0.36 0.49 (mean 0.44) and disgust at 0.39 0.38 0.22 0.35 0.42 0.28 (mean 0.34).
+#: Refitting sad and disgust against TUNING_CRITICS and draws a-d (``fit_prototype``, wide
+#: search, mean, 36 generations) moved the two draws it never saw (e, f) by sad +0.06 / +0.01 and
+#: disgust +0.07 / +0.02 on the same 1,400 faces: within the sampling error of one class (about
+#: 200 faces, +-0.034), so the engine kept synth-8's vectors.
 _WEAK = {"width": 16, "epochs": 40, "pool": 1, "per_class": None, "subset": 3589, "members": 3}
 WEAK_CRITICS = tuple((f"tune_weak_{k}", "plain", "train", s, _WEAK)
                      for k, s in zip("abcdef", (5, 8, 11, 14, 17, 20)))
@@ -880,7 +882,6 @@ def main(argv: list[str] | None = None) -> None:
         reads = read_critics(READ_SETS[a.read], a.data, a.synth_test, a.seed, a.critic_cache)
         print(format_reads(reads))
         if a.json:
-            import json
             from .datasets import CACHE_VERSION
             keep = ("balanced_accuracy", "per_class", "n", "fingerprint")
             out = {"config": {"read": a.read, "synth_test": a.synth_test, "seed": a.seed, "engine": CACHE_VERSION},
@@ -912,7 +913,6 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("real_to_synth", "synth_to_real"):
         print(f"\nconfusion {name} (rows true, cols predicted; {', '.join(BASIC7)}):\n{res[name]['confusion']}")
     if a.json:
-        import json
         out = {k: ({kk: (vv.tolist() if isinstance(vv, np.ndarray) else vv) for kk, vv in v.items()}
                    if isinstance(v, dict) else v) for k, v in res.items()}
         atomic_write_bytes(a.json, json.dumps(out, indent=1).encode())  # never a half-written table
