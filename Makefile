@@ -8,7 +8,7 @@ LOCK_HASH := $(shell cat requirements-lock.txt pyproject.toml 2>/dev/null | sha2
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: venv lock assets run book test test-unit test-learning test-long lab gpu-check bench clean
+.PHONY: venv lock assets run book book-screenshots test test-unit test-learning test-long lab gpu-check bench clean
 
 UV_VERSION := 0.13.9
 UV := .tools/bin/uv
@@ -67,6 +67,11 @@ test: venv
 ## static site: build/book/html/index.html (Sphinx + myst-nb, stored outputs, no network).
 book: venv
 	$(VPY) -m facelab book
+
+## Refresh the tracked screenshots in figures/book/ (README) on purpose: the browser test writes
+## them to the ignored build/book/screenshots/ otherwise. Needs `make test`'s executed runs and book.
+book-screenshots: venv
+	FACELAB_BOOK_SHOTS=figures/book FACELAB_REQUIRE_EXECUTED=1 $(VPY) -m pytest -q tests/test_book_browser.py
 
 ## The tests that assert learning, on the portable CPU kernels (ATEN_CPU_CAPABILITY=default): their
 ## thresholds must hold on any x86-64 vector unit (scripts/learning_sweep.sh measures them).

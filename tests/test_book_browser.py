@@ -3,7 +3,10 @@
 Opens the landing page, the results page, the running page and every notebook page; on each,
 every ``<img>`` must load (``naturalWidth > 0``) and every internal link must resolve (the target
 answers 200 and, for ``#fragment`` links, has an element with that id). Saves screenshots of one
-notebook page and of the results page to ``figures/book/`` (the evidence the README points at).
+notebook page and of the results page to ``build/book/screenshots/`` (ignored by git: their bytes
+differ from run to run, and a test run must not leave a clone's tree dirty). ``make
+book-screenshots`` runs this test with ``FACELAB_BOOK_SHOTS=figures/book`` to refresh the tracked
+copies the README points at, on purpose.
 
 Uses ``build/book/html`` when ``make book`` has built it (``make test`` does, from the executed
 smoke runs), else builds it first. Chromium gets a fresh profile; the page may ask for MathJax
@@ -12,6 +15,7 @@ from its CDN, which is not an internal link and not checked.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import threading
 import urllib.error
@@ -27,7 +31,7 @@ from facelab import book
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "build" / "book" / "html"
-SHOTS = ROOT / "figures" / "book"
+SHOTS = ROOT / os.environ.get("FACELAB_BOOK_SHOTS", "build/book/screenshots")
 SCREENSHOT_NOTEBOOK = "05_au_guided_fer"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.executed]
@@ -81,6 +85,8 @@ def test_every_page_loads_its_images_and_internal_links(site, tmp_path):
     cache: dict[str, tuple[int, str]] = {}
     n_images = n_links = 0
     SHOTS.mkdir(parents=True, exist_ok=True)
+    for old in ("notebook_page.png", "results_page.png"):  # so the check below sees this run's shots
+        (SHOTS / old).unlink(missing_ok=True)
     with sync_api.sync_playwright() as p:
         ctx = fresh_chromium(p, tmp_path, {"width": 1400, "height": 1000})
         try:
@@ -122,5 +128,6 @@ def test_every_page_loads_its_images_and_internal_links(site, tmp_path):
     assert not problems, f"{len(problems)} problems on {len(pages)} pages:\n" + "\n".join(problems[:50])
     assert n_images >= len(pages) - 3, f"only {n_images} images on {len(pages)} pages: are the outputs rendered?"
     assert n_links > len(pages), f"only {n_links} internal links checked"
-    assert (SHOTS / "results_page.png").exists()
+    assert (SHOTS / "results_page.png").exists(), f"no screenshot of the results page in {SHOTS}"
+    assert (SHOTS / "notebook_page.png").exists(), f"no screenshot of {SCREENSHOT_NOTEBOOK} in {SHOTS}"
     print(f"{len(pages)} pages, {n_images} images, {n_links} internal links: all resolve")
