@@ -512,16 +512,27 @@ def test_soften_blurs_a_seeded_part_of_the_faces_and_keeps_the_rest():
 
 def test_engine_model_is_an_ensemble_of_members_on_their_own_faces(monkeypatch):
     """``train_engine_model`` trains one member per seed, each on its own engine faces (never the
-    seed ``seed + 2`` that ``run`` tests on), reads several as one, and repeats exactly."""
+    seed ``seed + 2`` that ``run`` tests on) rendered at ``intensity`` (``synth_kw`` overrides it),
+    reads several as one, and repeats exactly."""
     from facelab.synth import realism
 
-    seeds = []
+    seeds, scales = [], []
     real_synthetic_fer = realism.synthetic_fer
-    monkeypatch.setattr(realism, "synthetic_fer", lambda n, seed=0, **kw: (seeds.append(seed), real_synthetic_fer(n, seed, **kw))[1])
+
+    def recording_synthetic_fer(n, seed=0, **kw):
+        seeds.append(seed)
+        scales.append(kw.get("intensity"))
+        return real_synthetic_fer(n, seed, **kw)
+
+    monkeypatch.setattr(realism, "synthetic_fer", recording_synthetic_fer)
     kw = dict(n=21, seed=5, epochs=1, width=4, members=2, soften_sigma=1.0, augment="strong", flip=False)
     a = realism.train_engine_model(**kw)
     assert isinstance(a, realism.ProbabilityEnsemble) and len(a.members) == 2
     assert seeds == [6, 1006] and 5 + 2 not in seeds
+    assert scales == [realism.SYNTH_INTENSITY] * 2
+    realism.train_engine_model(**{**kw, "members": 1, "intensity": (0.5, 0.7)})
+    realism.train_engine_model(**{**kw, "members": 1, "synth_kw": {"intensity": (0.9, 1.0)}})
+    assert scales[2:] == [(0.5, 0.7), (0.9, 1.0)]
     b = realism.train_engine_model(**kw)
     assert realism.critic_fingerprint(a) == realism.critic_fingerprint(b)
     assert realism.critic_fingerprint(a.members[0]) != realism.critic_fingerprint(a.members[1])

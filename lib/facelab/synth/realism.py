@@ -476,7 +476,9 @@ TUNING_CRITICS = (CRITICS[0],
 #: Refitting sad and disgust against TUNING_CRITICS and draws a-d (``fit_prototype``, wide
 #: search, mean, 36 generations) moved the two draws it never saw (e, f) by sad +0.06 / +0.01 and
 #: disgust +0.07 / +0.02 on the same 1,400 faces: within the sampling error of one class (about
-#: 200 faces, +-0.034), so the engine kept synth-8's vectors.
+#: 200 faces, +-0.034), so the engine kept synth-8's vectors. synth-9 (session 18: disgust's
+#: AU02 3.46 -> 4.5, chosen on these six and TUNING_CRITICS, reads only) on the same 7,000 faces:
+#: the six read disgust at 0.42 0.36 0.22 0.41 0.41 0.28 (mean 0.35), the held-out critic 0.30.
 _WEAK = {"width": 16, "epochs": 40, "pool": 1, "per_class": None, "subset": 3589, "members": 3}
 WEAK_CRITICS = tuple((f"tune_weak_{k}", "plain", "train", s, _WEAK)
                      for k, s in zip("abcdef", (5, 8, 11, 14, 17, 20)))
@@ -586,6 +588,20 @@ SYNTH_TRAIN, SYNTH_TEST, SYNTH_EPOCHS, SYNTH_WIDTH = 16000, 7000, 8, 12
 #: The stored table with the library's own seeds (a third set): tune 0.346 -> 0.352, publictest
 #: 0.342 -> 0.345.
 SYNTH_MEMBERS, SYNTH_SOFTEN, SYNTH_AUGMENT, SYNTH_FLIP = 8, 1.0, "strong", True
+#: Session 18: the engine-trained members learn from stronger expressions than the engine's default
+#: prototype scale (``generators.faces(intensity=(0.6, 1.0))``), each AU still clipped at
+#: :data:`~facelab.synth.expressions.AU_MAX`; the test faces keep the default. Measured on the
+#: tuning side (FER2013 train subset; single softened + strong members with the library's own face
+#: seeds 0-3, read mirrored too), balanced synth->real for (0.6, 1.0) / (0.6, 1.4): 0.318 / 0.329,
+#: 0.311 / 0.334, 0.315 / 0.343, 0.335 / 0.329 (mean 0.320 / 0.334; three of four seeds up), the
+#: four as one 0.338 / 0.352. Scales (0.8, 1.8) and (0.3, 1.5) did worse at seed 0 (0.321, 0.314),
+#: and (0.3, 1.0) at seeds 0-1 (0.315, 0.307). The four as one gain on neutral, sad, surprise and
+#: disgust (0.42 -> 0.52, 0.18 -> 0.22, 0.45 -> 0.53, 0.17 -> 0.20) and lose on anger (0.32 -> 0.23).
+#: The stored table (eight members, library seeds, synth-9): publictest 0.344 -> 0.353 (neutral
+#: 0.44 -> 0.46, disgust 0.16 -> 0.21, happy 0.70 -> 0.66), but the tuning subset 0.349 -> 0.343: on
+#: eight members the tuning side did not confirm the four-member gain, so the change is within the
+#: engine models' seed spread (about +-0.01) and the goal's 0.35 is met by that much only.
+SYNTH_INTENSITY = (0.6, 1.4)
 
 
 def soften(x: np.ndarray, max_sigma: float, seed: int) -> np.ndarray:
@@ -605,17 +621,19 @@ def soften(x: np.ndarray, max_sigma: float, seed: int) -> np.ndarray:
 def train_engine_model(n: int = SYNTH_TRAIN, seed: int = 0, epochs: int = SYNTH_EPOCHS, width: int = SYNTH_WIDTH,
                        members: int = SYNTH_MEMBERS, soften_sigma: float = SYNTH_SOFTEN,
                        augment: str = SYNTH_AUGMENT, synth_kw: dict | None = None,
-                       shuffle_rng: np.random.Generator | None = None, flip: bool = SYNTH_FLIP) -> torch.nn.Module:
+                       shuffle_rng: np.random.Generator | None = None, flip: bool = SYNTH_FLIP,
+                       intensity: tuple[float, float] = SYNTH_INTENSITY) -> torch.nn.Module:
     """The synth->real model: ``members`` SmallCNNs (:func:`train_classifier`), member k (seed
     ``seed + k``) trained on its own ``n`` engine faces (:func:`synthetic_fer`, seed ``seed + 1``
     for member 0, ``seed + 1 + 1000 k`` after, so never :func:`run`'s test faces of seed
-    ``seed + 2``), softened (:func:`soften`); several members, or ``flip`` (each also reads the
+    ``seed + 2``) whose prototype scale is drawn from ``intensity`` (:data:`SYNTH_INTENSITY`),
+    softened (:func:`soften`); several members, or ``flip`` (each also reads the
     mirrored image), are read as one (:class:`ProbabilityEnsemble`). ``shuffle_rng``: permute each
-    member's labels (the control run)."""
+    member's labels (the control run). ``synth_kw`` (``intensity`` among them) overrides."""
     def member_faces():  # rendered one member at a time (16,000 faces are 37 MB)
         for k in range(members):
             fseed = seed + 1 + 1000 * k
-            xs, ys = synthetic_fer(n, seed=fseed, **(synth_kw or {}))
+            xs, ys = synthetic_fer(n, seed=fseed, **{"intensity": tuple(intensity), **(synth_kw or {})})
             yield xs, (ys if shuffle_rng is None else shuffle_rng.permutation(ys)), fseed + 98
 
     return _softened_ensemble(member_faces(), seed, epochs, width, soften_sigma, augment, flip)
@@ -635,7 +653,8 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
         shuffle_labels: bool = False, threads: int | None = 1, critic_cache: str | os.PathLike | None = None,
         real_test_per_class: int = 300, synth_kw: dict | None = None, verbose: bool = False,
         critics=CRITICS, synth_augment: str = SYNTH_AUGMENT, synth_members: int = SYNTH_MEMBERS,
-        synth_soften: float = SYNTH_SOFTEN, synth_flip: bool = SYNTH_FLIP) -> dict:
+        synth_soften: float = SYNTH_SOFTEN, synth_flip: bool = SYNTH_FLIP,
+        synth_intensity: tuple[float, float] = SYNTH_INTENSITY) -> dict:
     """Both directions with two real-face critics (:data:`CRITICS`).
 
     Returns a dict of :func:`evaluate` results:
@@ -655,9 +674,10 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
     ``threads`` sets torch's threads for the run (1 is fastest on a small shared machine).
     ``critic_cache``: a folder where trained critics are stored and reused (they do not depend
     on the engine). ``synth_kw``: extra keyword arguments for :func:`synthetic_fer`'s renderer.
-    ``synth_augment``, ``synth_members``, ``synth_soften``, ``synth_flip``: the engine-trained
-    model's augmentation (:data:`AUGMENTS`), ensemble size, softening and test-time flipping
-    (:data:`SYNTH_MEMBERS`, :data:`SYNTH_FLIP`). Measured on
+    ``synth_augment``, ``synth_members``, ``synth_soften``, ``synth_flip``, ``synth_intensity``: the
+    engine-trained model's augmentation (:data:`AUGMENTS`), ensemble size, softening, test-time
+    flipping and training faces' prototype scale (:data:`SYNTH_MEMBERS`, :data:`SYNTH_FLIP`,
+    :data:`SYNTH_INTENSITY`). Measured on
     the tuning side (FER2013 train subset, issue 21 session 8), "strong" vs "shift" for one model:
     synth->real 0.302 vs 0.277 (seed 0), 0.265 vs 0.270 (seed 1), 0.275 vs 0.254 (seed 2): +0.014
     on the mean, within the seed spread; with softening and several members it is part of the recipe.
@@ -696,7 +716,8 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
                 res["real_to_real_heldout"] = evaluate(model, xv, yv)
         t2 = time.perf_counter()
         m_syn = train_engine_model(n_synth, seed, epochs, width, synth_members, synth_soften, synth_augment,
-                                   skw, shuffle_rng=rng if shuffle_labels else None, flip=synth_flip)
+                                   skw, shuffle_rng=rng if shuffle_labels else None, flip=synth_flip,
+                                   intensity=synth_intensity)
         res["synth_to_real"] = evaluate(m_syn, xp, yp)
         res["synth_to_real_tune"] = evaluate(m_syn, xv, yv)
         res["synth_to_synth"] = evaluate(m_syn, xst, yst)
@@ -709,7 +730,7 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
                      "synth_train": n_synth, "synth_test": len(yst), "real_test": len(yp),
                      "epochs": epochs, "width": width, "seed": seed, "shuffle_labels": shuffle_labels,
                      "synth_augment": synth_augment, "synth_members": synth_members, "synth_soften": synth_soften,
-                     "synth_flip": synth_flip}
+                     "synth_flip": synth_flip, "synth_intensity": list(skw.get("intensity", synth_intensity))}
     return res
 
 
@@ -865,6 +886,9 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"largest blur sigma (px) of the engine training faces (default: {SYNTH_SOFTEN}; 0: none)")
     ap.add_argument("--synth-flip", action=argparse.BooleanOptionalAction, default=SYNTH_FLIP,
                     help=f"the engine-trained model also reads each face mirrored (default: {SYNTH_FLIP})")
+    ap.add_argument("--synth-intensity", type=float, nargs=2, default=SYNTH_INTENSITY, metavar=("LO", "HI"),
+                    help="prototype scale range of the engine training faces (default: %s %s; the test faces keep "
+                         "the engine's default)" % SYNTH_INTENSITY)
     ap.add_argument("--framing", type=int, default=0, metavar="N",
                     help="only compare the framing by landmarks: N faces per class of FER2013 train vs 7N engine faces")
     ap.add_argument("--real-reference", type=int, nargs="+", default=None, metavar="K",
@@ -907,7 +931,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     res = run(a.data, a.real, a.synth, a.synth_test, a.epochs, a.width, a.seed, a.shuffle_labels,
               critic_cache=a.critic_cache, verbose=True, synth_augment=a.synth_augment,
-              synth_members=a.synth_members, synth_soften=a.synth_soften, synth_flip=a.synth_flip)
+              synth_members=a.synth_members, synth_soften=a.synth_soften, synth_flip=a.synth_flip,
+              synth_intensity=tuple(a.synth_intensity))
     print(format_table(res))
     print("\n".join(goal_status(res)))
     for name in ("real_to_synth", "synth_to_real"):
