@@ -146,8 +146,9 @@ else:
 # minutes on two CPU cores, after that a run takes ~13 minutes) trains real-face critics of different
 # architecture, seed and data (a SmallCNN on FER2013 train -- the one the engine was tuned
 # against -- and three seeds of a plain CNN on publictest, read as one: the held-out one), and
-# eight CNNs on 16,000 engine faces each (softened, strongly augmented, each also reading the
-# mirrored face, read as one: `realism.train_engine_model`), and stores per-class recall of every direction (derived numbers
+# eight CNNs on 16,000 engine faces each (expressions drawn up to 1.4 times the prototype, softened,
+# strongly augmented, each also reading the mirrored face, read as one:
+# `realism.train_engine_model`), and stores per-class recall of every direction (derived numbers
 # only, no images). `r->s held` (the held-out critic on engine faces) and `s->r pub` (the
 # engine-trained CNN on FER2013 publictest) are the two numbers that say how real the engine's
 # expressions are; `r->r` columns are the critics on real faces they never saw, the ceiling. The
