@@ -675,7 +675,9 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
     model's. ``shuffle_labels`` permutes the training labels (a control: both directions fall to chance).
     ``threads`` sets torch's threads for the run (1 is fastest on a small shared machine).
     ``critic_cache``: a folder where trained critics are stored and reused (they do not depend
-    on the engine). ``synth_kw``: extra keyword arguments for :func:`synthetic_fer`'s renderer.
+    on the engine). ``synth_kw``: extra keyword arguments for :func:`synthetic_fer`'s renderer, for
+    the test faces and the engine-trained model's faces alike (an ``intensity`` there overrides
+    ``synth_intensity``; the stored config records the one used).
     ``synth_augment``, ``synth_members``, ``synth_soften``, ``synth_flip``, ``synth_intensity``: the
     engine-trained model's augmentation (:data:`AUGMENTS`), ensemble size, softening, test-time
     flipping and training faces' prototype scale (:data:`SYNTH_MEMBERS`, :data:`SYNTH_FLIP`,
