@@ -94,6 +94,14 @@ The stored table on the same 7,000 test faces, the critics unchanged: held-out r
 0.651), disgust 0.295 (0.271; read as anger 32 %, fear 22 %), the six small draws' disgust mean
 0.35 (0.30); synth->real 0.344 (0.345, within the engine models' seed spread), 0.353 once the
 engine-trained members learn from stronger expressions (``realism.SYNTH_INTENSITY``).
+synth-10 (session 19) widens the head roll of sad and happy faces (:data:`HEAD_TILT`, sad x1.35,
+happy x1.6), set from real faces and no critic: the same landmark model on 300 FER2013 train
+faces per class and on engine faces (``python -m facelab.synth.realism --tilt 300``) put the
+roll's interquartile range at 12.6 deg for real sad and happy faces against 6.7-8.3 deg for the
+other classes, and at 9.4 and 7.7 deg for the engine's; now 12.4 and 12.1. The six small draws
+read the same 700 sad faces at 0.42 -> 0.43 (0.45 at x1.6), every draw up or level. Stored table,
+critics unchanged: held-out r->s 0.656 (synth-9 0.655), sad 0.314 (0.303; still read as neutral
+57 %); synth->real 0.353 (0.353; its disgust 0.21 -> 0.27, happy 0.66 -> 0.68, neutral 0.46 -> 0.43).
 
 Compound expressions (Du, Tao & Martinez 2014, PNAS, prototypical AUs):
 
@@ -156,6 +164,17 @@ BASIC = {
 #: in radians at full intensity (positive pitch tips the nose down), scaled by the face's
 #: intensity and added to its random pose. FER2013's sad faces are mostly tilted down.
 HEAD_POSE = {"sad": (0.22, 0.0, 0.0)}
+#: How much wider an expression's head-roll spread is than the random pose's (FACS head codes
+#: AU55/AU56, head tilt left/right), a factor on the sampled roll, any sign. Measured on real
+#: faces, not fitted to a critic: the 68-point landmarks of 300 FER2013 *train* faces per class
+#: (``realism._pose_proxies``, the eye line's angle) put the roll's interquartile range at
+#: 12.6 deg for sad and for happy against 6.7-8.3 deg for the other five classes, and the
+#: engine's FER framing (synth-9) at 7.4-9.4 deg for every class (sad 9.4, happy 7.7): sad and
+#: happy people in photos tilt their heads more. The factors bring the engine's to 12.4 and
+#: 12.1 deg; sad's is the smaller because its head-down pitch (:data:`HEAD_POSE`) already widens
+#: the roll the landmarks read (``python -m facelab.synth.realism --tilt 300``,
+#: :func:`realism.head_roll_by_class`).
+HEAD_TILT = {"sad": 1.35, "happy": 1.6}
 #: Expressions whose AUs act on the subject's right side only.
 UNILATERAL = {"contempt"}
 COMPOUND = {
@@ -183,6 +202,7 @@ def prototype(name: str) -> np.ndarray:
 
 PROTOTYPES = np.stack([prototype(e) for e in ALL_EXPRESSIONS])  # (18, 20)
 HEAD_POSE_VEC = np.array([HEAD_POSE.get(e, (0.0, 0.0, 0.0)) for e in ALL_EXPRESSIONS], np.float32)
+HEAD_TILT_VEC = np.array([HEAD_TILT.get(e, 1.0) for e in ALL_EXPRESSIONS], np.float32)
 
 
 def resolve(expressions) -> np.ndarray:

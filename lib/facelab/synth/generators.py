@@ -173,6 +173,7 @@ def faces(n: int, size: int = 112, expressions=None, seed: int = 0, *, pose_rang
         raise ValueError(f"identities holds {len(ident['shape'])} identities, expected n={n}")
     pose = _sample_pose(rng, n, np.asarray(pose_range, np.float32), pose_dist)
     if aus is None:  # the head position that goes with the expression (FACS head codes)
+        pose[:, 2] *= E.HEAD_TILT_VEC[labels]
         pose = pose + E.HEAD_POSE_VEC[labels] * k[:, None]
     frac = rng.uniform(*face_scale, n)
     scale = (frac * size / 175.0).astype(np.float32)

@@ -34,7 +34,8 @@ a train subset -- learning from publictest only caps it. The earlier 24 px criti
 [--critic-cache DIR] [--json PATH]`` prints both tables (needs ``FACELAB_DATA``); :func:`run`
 returns them; :data:`RESULTS` holds the last stored run (shown by notebook 00).
 ``--framing N`` instead compares the framing of N FER2013 train faces per class with 7N engine
-faces by landmarks alone (:func:`landmark_framing`, no network trained).
+faces by landmarks alone (:func:`landmark_framing`, no network trained); ``--tilt N`` the head
+roll per class (:func:`head_roll_by_class`).
 """
 from __future__ import annotations
 
@@ -418,6 +419,40 @@ def landmark_framing(x_real: np.ndarray, x_synth: np.ndarray, *, min_score: floa
     return {"real": real, "synth": synth, "ratio": {k: synth[k] / real[k] for k in FRAMING_STATS + POSE_STATS}}
 
 
+def head_roll_by_class(x_real: np.ndarray, y_real: np.ndarray, x_synth: np.ndarray, y_synth: np.ndarray, *,
+                       min_score: float = 0.5, cache: bool = True) -> dict:
+    """Per class, how far the heads tilt: the interquartile range and median magnitude of the
+    roll (degrees, the eye line's angle; :func:`_pose_proxies`) of the faces the landmark model
+    found, for the real and the synthetic set, and ``ratio`` = real IQR / synthetic IQR (what
+    the engine's roll spread for that class would have to be multiplied by to match).
+    ``{"real": {class: {"roll_iqr", "roll_abs_median", "n"}}, "synth": ..., "ratio": {class: r}}``.
+    Measured (issue 21, session 19, 300 FER2013 train faces per class vs 2,100 synth-9 faces,
+    ``--tilt 300``): FER2013's sad and happy faces 12.6 deg, the other classes 6.7-8.3 deg, the
+    engine's 7.4-9.4 deg for every class; :data:`facelab.synth.expressions.HEAD_TILT` is set
+    from it."""
+    from ..faces.batch import mesh68_crops
+
+    def one(x, y, name):
+        x = np.asarray(x)
+        if x.ndim != 3 or x.dtype != np.uint8 or len(x) != len(y):
+            raise ValueError(f"head_roll_by_class: {name} faces must be (n, s, s) uint8 grey crops with n labels, "
+                             f"got {x.shape} {x.dtype} and {len(y)} labels")
+        lm, ok = mesh68_crops(np.repeat(x[..., None], 3, -1), min_score=min_score, cache=cache)
+        roll = _pose_proxies(lm)["roll"]
+        out = {}
+        for k, c in enumerate(BASIC7):
+            r = roll[ok & (np.asarray(y) == k)]
+            if len(r) < 8:  # too few for a spread
+                continue
+            out[c] = {"roll_iqr": float(np.subtract(*np.percentile(r, [75, 25]))),
+                      "roll_abs_median": float(np.median(np.abs(r))), "n": int(len(r))}
+        return out
+
+    real, synth = one(x_real, y_real, "real"), one(x_synth, y_synth, "synthetic")
+    return {"real": real, "synth": synth,
+            "ratio": {c: real[c]["roll_iqr"] / synth[c]["roll_iqr"] for c in real if c in synth}}
+
+
 def _pose_proxies(lm: np.ndarray) -> dict:
     """Per face of (n, 68, 2) landmarks: roll (degrees, the eye line's angle), yaw (the nose tip's
     x offset from the eyes' midpoint, in inter-ocular distances) and pitch (the nose tip's height
@@ -729,7 +764,8 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
         t3 = time.perf_counter()
         log(f"synthetic model: {t3 - t2:.0f} s")
     res["seconds"] = {"data": t1 - t0, "critics": t2 - t1, "synth_model": t3 - t2}
-    res["config"] = {"critics": {c[0]: f"{c[1]}@{c[2]}({sizes[c[0]]}),{c[4]}" for c in critics},
+    from .datasets import CACHE_VERSION
+    res["config"] = {"engine": CACHE_VERSION, "critics": {c[0]: f"{c[1]}@{c[2]}({sizes[c[0]]}),{c[4]}" for c in critics},
                      "critic_fingerprints": prints,
                      "synth_train": n_synth, "synth_test": len(yst), "real_test": len(yp),
                      "epochs": epochs, "width": width, "seed": seed, "shuffle_labels": shuffle_labels,
@@ -895,6 +931,9 @@ def main(argv: list[str] | None = None) -> None:
                          "the engine's default)" % SYNTH_INTENSITY)
     ap.add_argument("--framing", type=int, default=0, metavar="N",
                     help="only compare the framing by landmarks: N faces per class of FER2013 train vs 7N engine faces")
+    ap.add_argument("--tilt", type=int, default=0, metavar="N",
+                    help="only compare the head roll per class by landmarks: N faces per class of FER2013 train "
+                         "vs 7N engine faces")
     ap.add_argument("--real-reference", type=int, nargs="+", default=None, metavar="K",
                     help="only train the engine model's recipe on K real FER2013 train faces per class "
                          "(each K; seeds 0 and 1) and test on publictest: what synth->real is worth in real faces")
@@ -932,6 +971,17 @@ def main(argv: list[str] | None = None) -> None:
         for side in ("real", "synth"):
             print(f"{side:<13}" + "".join(f"{fr[side][k]:>13.3f}" for k in keys) + f"{fr[side]['found']:>8.2f}")
         print(f"{'synth/real':<13}" + "".join(f"{fr['ratio'][k]:>13.3f}" for k in keys))
+        return
+    if a.tilt:
+        xr, yr = fer2013_arrays(_fer_root(a.data), "train", a.tilt, a.seed + 5)
+        xs, ys = synthetic_fer(7 * a.tilt, seed=a.seed + 4243)
+        t = head_roll_by_class(xr, yr, xs, ys)
+        print(f"{'head roll, deg':<10}{'real IQR':>10}{'|median|':>10}{'n':>6}{'synth IQR':>11}{'|median|':>10}"
+              f"{'n':>6}{'real/synth':>12}")
+        for c in t["ratio"]:
+            r, q = t["real"][c], t["synth"][c]
+            print(f"{c:<10}{r['roll_iqr']:>10.1f}{r['roll_abs_median']:>10.1f}{r['n']:>6}{q['roll_iqr']:>11.1f}"
+                  f"{q['roll_abs_median']:>10.1f}{q['n']:>6}{t['ratio'][c]:>12.2f}")
         return
     res = run(a.data, a.real, a.synth, a.synth_test, a.epochs, a.width, a.seed, a.shuffle_labels,
               critic_cache=a.critic_cache, verbose=True, synth_augment=a.synth_augment,
