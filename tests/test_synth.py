@@ -708,9 +708,9 @@ def test_head_roll_by_class_sees_tilted_heads_and_refuses_bad_crops():
     # uniform roll +-0.35 rad (+-20 deg), measured here: IQR 11.6 deg (the model reads a compressed
     # roll at 48 px) against 0.7 for the upright faces, ratio 16
     assert t["ratio"]["neutral"] > 3 and t["real"]["neutral"]["roll_iqr"] > 7, t
-    with pytest.raises(ValueError, match=r"real faces must be \(n, s, s\) uint8 grey crops with n labels"):
+    with pytest.raises(ValueError, match=r"head_roll_by_class: real faces must be \(n, s, s\) uint8 grey crops"):
         head_roll_by_class(np.repeat(tilted[..., None], 3, -1), y, upright, y)
-    with pytest.raises(ValueError, match="synthetic faces must be"):
+    with pytest.raises(ValueError, match="synthetic faces need one label each, got 32 faces and 5 labels"):
         head_roll_by_class(tilted, y, upright, y[:5])
 
 

@@ -397,16 +397,8 @@ def landmark_framing(x_real: np.ndarray, x_synth: np.ndarray, *, min_score: floa
     24.03 vs 23.51 px, jaw 37.96 vs 37.31 (ratios 0.98); engine faces scaled x1.2 in the crop
     read 26.51 and 41.62 (1.10): the engine's face scale matches FER2013's, and a mean-face gain
     from zooming in comes from the head around the face, not the face."""
-    from ..faces.batch import mesh68_crops
-
     def stats(x, name):
-        x = np.asarray(x)
-        if x.ndim != 3 or x.dtype != np.uint8 or x.shape[1] != x.shape[2]:
-            raise ValueError(f"landmark_framing: {name} faces must be (n, s, s) uint8 grey crops, "
-                             f"got {x.shape} {x.dtype}")
-        lm, ok = mesh68_crops(np.repeat(x[..., None], 3, -1), min_score=min_score, cache=cache)
-        if not ok.any():
-            raise ValueError(f"landmark_framing: the landmark model found no face among the {len(x)} {name} crops")
+        lm, ok = _crop_landmarks(x, None, name, "landmark_framing", min_score, cache)
         lm = lm[ok]
         dist = lambda a, b: np.linalg.norm(lm[:, a] - lm[:, b], axis=1)  # noqa: E731
         vals = {"inter_ocular": dist(36, 45), "jaw_width": dist(0, 16), "eye_y": lm[:, 36:48, 1].mean(1),
@@ -417,6 +409,23 @@ def landmark_framing(x_real: np.ndarray, x_synth: np.ndarray, *, min_score: floa
 
     real, synth = stats(x_real, "real"), stats(x_synth, "synthetic")
     return {"real": real, "synth": synth, "ratio": {k: synth[k] / real[k] for k in FRAMING_STATS + POSE_STATS}}
+
+
+def _crop_landmarks(x, y, name: str, where: str, min_score: float, cache: bool) -> tuple[np.ndarray, np.ndarray]:
+    """FaceMesh -> 68 points on (n, s, s) uint8 grey crops (:func:`facelab.faces.batch.mesh68_crops`):
+    (n, 68, 2) landmarks and the (n,) mask of faces the model accepted. ``y``, when given, must
+    hold one label per crop. Bad input, or no face found at all, raises with ``where`` and what
+    was expected."""
+    from ..faces.batch import mesh68_crops
+    x = np.asarray(x)
+    if x.ndim != 3 or x.dtype != np.uint8 or x.shape[1] != x.shape[2]:
+        raise ValueError(f"{where}: {name} faces must be (n, s, s) uint8 grey crops, got {x.shape} {x.dtype}")
+    if y is not None and len(y) != len(x):
+        raise ValueError(f"{where}: {name} faces need one label each, got {len(x)} faces and {len(y)} labels")
+    lm, ok = mesh68_crops(np.repeat(x[..., None], 3, -1), min_score=min_score, cache=cache)
+    if not ok.any():
+        raise ValueError(f"{where}: the landmark model found no face among the {len(x)} {name} crops")
+    return lm, ok
 
 
 def head_roll_by_class(x_real: np.ndarray, y_real: np.ndarray, x_synth: np.ndarray, y_synth: np.ndarray, *,
@@ -430,14 +439,8 @@ def head_roll_by_class(x_real: np.ndarray, y_real: np.ndarray, x_synth: np.ndarr
     ``--tilt 300``): FER2013's sad and happy faces 12.6 deg, the other classes 6.7-8.3 deg, the
     engine's 7.4-9.4 deg for every class; :data:`facelab.synth.expressions.HEAD_TILT` is set
     from it."""
-    from ..faces.batch import mesh68_crops
-
     def one(x, y, name):
-        x = np.asarray(x)
-        if x.ndim != 3 or x.dtype != np.uint8 or len(x) != len(y):
-            raise ValueError(f"head_roll_by_class: {name} faces must be (n, s, s) uint8 grey crops with n labels, "
-                             f"got {x.shape} {x.dtype} and {len(y)} labels")
-        lm, ok = mesh68_crops(np.repeat(x[..., None], 3, -1), min_score=min_score, cache=cache)
+        lm, ok = _crop_landmarks(x, y, name, "head_roll_by_class", min_score, cache)
         roll = _pose_proxies(lm)["roll"]
         out = {}
         for k, c in enumerate(BASIC7):
@@ -973,6 +976,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{'synth/real':<13}" + "".join(f"{fr['ratio'][k]:>13.3f}" for k in keys))
         return
     if a.tilt:
+        # their own seeds, not the critics' subsets or test faces (HEAD_TILT was measured with seed 0)
         xr, yr = fer2013_arrays(_fer_root(a.data), "train", a.tilt, a.seed + 5)
         xs, ys = synthetic_fer(7 * a.tilt, seed=a.seed + 4243)
         t = head_roll_by_class(xr, yr, xs, ys)
