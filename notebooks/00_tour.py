@@ -172,8 +172,9 @@ else:
 # before session 16 the table read 1,400, whose per-class numbers carry +-0.034 of sampling error):
 # held-out `r->s` 0.656, `s->r` 0.353 with the engine-trained members learning from stronger
 # expressions (`realism.SYNTH_INTENSITY`, prototype scale 0.6-1.4; synth-9 read 0.344 at the
-# engine's default 0.6-1.0; at engine-model seed 1, 0.341 -> 0.355; the tuning subset stayed flat,
-# 0.349 -> 0.343 and 0.347 -> 0.348, so 0.35 is met within the seed spread). synth-9 read 0.655 and
+# engine's default 0.6-1.0, and at engine-model seed 1 0.341 -> 0.355; the tuning subset stayed
+# flat, 0.349 -> 0.343 and 0.347 -> 0.348; synth-10 at seed 1 reads 0.349, tuning subset 0.337, so
+# 0.35 is met only within the seed spread). synth-9 read 0.655 and
 # 0.353, with sad at 0.30; synth-10's tilt moves sad to 0.31. synth-8 (disgust's AU02 at 3.46) read
 # 0.651 and 0.345 (0.342 with four members and no mirrored reading, session 16); its disgust 0.27,
 # synth-9's 0.30. On the 1,400 faces synth-8's `r->s` was 0.644 with sad at 0.349, and `s->r` was
