@@ -403,12 +403,16 @@ def landmark_framing(x_real: np.ndarray, x_synth: np.ndarray, *, min_score: floa
         dist = lambda a, b: np.linalg.norm(lm[:, a] - lm[:, b], axis=1)  # noqa: E731
         vals = {"inter_ocular": dist(36, 45), "jaw_width": dist(0, 16), "eye_y": lm[:, 36:48, 1].mean(1),
                 "brow_y": lm[:, 17:27, 1].mean(1), "mouth_y": lm[:, 48:68, 1].mean(1), "chin_y": lm[:, 8, 1]}
-        iqr = lambda v: float(np.subtract(*np.percentile(v, [75, 25])))  # noqa: E731
         return {**{k: float(np.median(v)) for k, v in vals.items()},
-                **{f"{k}_iqr": iqr(v) for k, v in _pose_proxies(lm).items()}, "found": float(ok.mean())}
+                **{f"{k}_iqr": _iqr(v) for k, v in _pose_proxies(lm).items()}, "found": float(ok.mean())}
 
     real, synth = stats(x_real, "real"), stats(x_synth, "synthetic")
     return {"real": real, "synth": synth, "ratio": {k: synth[k] / real[k] for k in FRAMING_STATS + POSE_STATS}}
+
+
+def _iqr(v: np.ndarray) -> float:
+    """Interquartile range (75th minus 25th percentile)."""
+    return float(np.subtract(*np.percentile(v, [75, 25])))
 
 
 def _crop_landmarks(x, y, name: str, where: str, min_score: float, cache: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -447,7 +451,7 @@ def head_roll_by_class(x_real: np.ndarray, y_real: np.ndarray, x_synth: np.ndarr
             r = roll[ok & (np.asarray(y) == k)]
             if len(r) < 8:  # too few for a spread
                 continue
-            out[c] = {"roll_iqr": float(np.subtract(*np.percentile(r, [75, 25]))),
+            out[c] = {"roll_iqr": _iqr(r),
                       "roll_abs_median": float(np.median(np.abs(r))), "n": int(len(r))}
         return out
 
@@ -980,11 +984,11 @@ def main(argv: list[str] | None = None) -> None:
         xr, yr = fer2013_arrays(_fer_root(a.data), "train", a.tilt, a.seed + 5)
         xs, ys = synthetic_fer(7 * a.tilt, seed=a.seed + 4243)
         t = head_roll_by_class(xr, yr, xs, ys)
-        print(f"{'head roll, deg':<10}{'real IQR':>10}{'|median|':>10}{'n':>6}{'synth IQR':>11}{'|median|':>10}"
+        print(f"{'head roll, deg':<14}{'real IQR':>10}{'|median|':>10}{'n':>6}{'synth IQR':>11}{'|median|':>10}"
               f"{'n':>6}{'real/synth':>12}")
         for c in t["ratio"]:
             r, q = t["real"][c], t["synth"][c]
-            print(f"{c:<10}{r['roll_iqr']:>10.1f}{r['roll_abs_median']:>10.1f}{r['n']:>6}{q['roll_iqr']:>11.1f}"
+            print(f"{c:<14}{r['roll_iqr']:>10.1f}{r['roll_abs_median']:>10.1f}{r['n']:>6}{q['roll_iqr']:>11.1f}"
                   f"{q['roll_abs_median']:>10.1f}{q['n']:>6}{t['ratio'][c]:>12.2f}")
         return
     res = run(a.data, a.real, a.synth, a.synth_test, a.epochs, a.width, a.seed, a.shuffle_labels,
