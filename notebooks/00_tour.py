@@ -164,8 +164,10 @@ else:
 # intensity, 0.353 at `SYNTH_INTENSITY`) teach this recipe about as much as 1,700-1,900 real ones
 # (interpolated on a log scale of faces).
 #
-# The stored table is the current engine, synth-10 (sad, fear and disgust refitted over a wide AU
-# set within mesh fold limits, see `facelab.synth.expressions`; deeper wrinkle and fold cues,
+# The stored table is the current engine, synth-11 (its faces are synth-10's: synth-11 only gives the
+# scenes of notebook 01 the expression's head pose, and the stored files' `faces_fingerprint`, checked by
+# a test, shows the faces are the same), with sad, fear and disgust refitted over a wide AU
+# set within mesh fold limits (see `facelab.synth.expressions`; deeper wrinkle and fold cues,
 # `facelab.synth.texture.CUES`; disgust's outer brows raised to AU02 4.5 in session 18; sad and
 # happy heads tilted as far as FER2013's, `expressions.HEAD_TILT`, measured with one landmark model
 # on both, `--tilt N`, in session 19), read on 7,000 engine test faces (about 1,000 per class;

@@ -316,6 +316,24 @@ def test_sad_and_happy_heads_tilt_more():
     assert np.abs(custom.pose[:, 2]).max() <= 0.2 + 1e-6  # explicit AUs: no expression, no widening
 
 
+def test_scenes_take_the_expression_head_pose_too():
+    from facelab.synth.expressions import HEAD_POSE, head_pose
+    # no random pose: what is left is the expression's own head position, as faces() gives it
+    s = scenes(8, 64, max_faces=3, min_faces=1, seed=6, expressions=["sad", "neutral"], pose_range=(0, 0, 0))
+    labels, poses = np.concatenate(s.labels), np.concatenate(s.poses)
+    assert len(poses) == len(labels) and set(labels) == {0, 2}
+    sad_pitch = poses[labels == 2, 0]  # HEAD_POSE["sad"] pitch at intensity 0.6-1
+    assert (sad_pitch >= 0.6 * HEAD_POSE["sad"][0] - 1e-6).all() and (sad_pitch <= HEAD_POSE["sad"][0] + 1e-6).all()
+    assert np.abs(poses[labels == 0]).max() == 0 and np.abs(poses[:, 1:]).max() == 0
+    # the one helper: explicit AUs (label -1) keep their pose; a wrong shape is refused by name
+    pose = np.full((3, 3), 0.1, np.float32)
+    out = head_pose(pose, np.array([-1, 0, 2]), np.ones(3, np.float32))
+    np.testing.assert_allclose(out[:2], pose[:2])
+    assert out[2, 0] > 0.3 and pose[2, 0] == np.float32(0.1)  # sad: pitched down; the input is not changed
+    with pytest.raises(ValueError, match="head_pose: expected pose"):
+        head_pose(pose, np.array([0, 1]), np.ones(2))
+
+
 def test_head_painter_backends_agree():
     from facelab.synth.head import paint_head
     from facelab.synth.render import numba_available
@@ -570,9 +588,11 @@ def test_the_docs_quote_the_stored_realism_numbers():
     from facelab.synth import expressions, realism
     from facelab.synth.datasets import CACHE_VERSION
     res, reads = json.loads(realism.RESULTS.read_text()), json.loads(realism.READS.read_text())
-    assert res["config"].get("engine") == reads["config"].get("engine") == CACHE_VERSION, (
-        "the stored realism files were made by another engine: rerun python -m facelab.synth.realism "
-        "(see its docstring) and --read all")
+    current = realism.faces_fingerprint()
+    for name, stored in (("realism_results.json", res), ("realism_reads.json", reads)):
+        assert realism.same_faces(stored["config"].get("faces_fingerprint"), current), (
+            f"{name} read other faces than engine {CACHE_VERSION} draws: rerun python -m facelab.synth.realism "
+            "(see its docstring) and --read all")
     held, pub = res["real_to_synth"]["balanced_accuracy"], res["synth_to_real"]["balanced_accuracy"]
     tour = " ".join((Path(__file__).parents[1] / "notebooks" / "00_tour.py").read_text().replace("# ", " ").split())
     for phrase in (f"The stored table is the current engine, {CACHE_VERSION}", f"held-out `r->s` {held:.3f}",
@@ -585,6 +605,19 @@ def test_the_docs_quote_the_stored_realism_numbers():
     doc = " ".join(expressions.__doc__.split())
     for phrase in (f"held-out r->s {held:.3f}", f"synth->real {pub:.3f}"):
         assert phrase in doc, f"facelab.synth.expressions' docstring should say {phrase!r}"
+
+
+def test_faces_fingerprint_tells_a_changed_engine_from_a_rounding_difference(monkeypatch):
+    from facelab.synth import expressions as E
+    from facelab.synth import realism
+    a = realism.faces_fingerprint(14)
+    assert a == realism.faces_fingerprint(14) and len(a.split()) == 14 * 9
+    nudged = " ".join(f"{float(v) + (0.3 if i % 7 == 0 else 0.0):.2f}" for i, v in enumerate(a.split()))
+    assert realism.same_faces(nudged, a) and not realism.same_faces(None, a) and not realism.same_faces(a, a + " 1")
+    protos = E.PROTOTYPES.copy()
+    protos[E.ALL_EXPRESSIONS.index("disgust"), E.AU_INDEX["AU02"]] = 3.46  # synth-8's disgust brows
+    monkeypatch.setattr(E, "PROTOTYPES", protos)
+    assert not realism.same_faces(realism.faces_fingerprint(14), a)
 
 
 def test_goal_status_says_which_part_of_the_goal_is_missed_and_by_which_classes():

@@ -20,7 +20,7 @@ from ..config import cache_dir
 from .generators import faces, scenes
 
 #: Bump when rendering changes so stale caches are not reused.
-CACHE_VERSION = "synth-10"  # synth-2: calibrated expressions, AU boosts and shading cues; synth-3: hair, ears and neck, sad head pose; synth-4: AU25 parts the lips, refitted negative prototypes; synth-5: sad, surprise, fear, disgust, anger refitted against four critics; synth-6: darker eye whites and sockets; synth-7: sad, fear, disgust refitted over a wide AU set within mesh fold limits; synth-8: deeper nose, nasolabial, forehead and marionette cues (issue 21); synth-9: disgust's outer brows raised to AU02 4.5; synth-10: sad and happy heads tilt (roll) more, as FER2013's do
+CACHE_VERSION = "synth-11"  # synth-2: calibrated expressions, AU boosts and shading cues; synth-3: hair, ears and neck, sad head pose; synth-4: AU25 parts the lips, refitted negative prototypes; synth-5: sad, surprise, fear, disgust, anger refitted against four critics; synth-6: darker eye whites and sockets; synth-7: sad, fear, disgust refitted over a wide AU set within mesh fold limits; synth-8: deeper nose, nasolabial, forehead and marionette cues (issue 21); synth-9: disgust's outer brows raised to AU02 4.5; synth-10: sad and happy heads tilt (roll) more, as FER2013's do; synth-11: scenes() take the expression head pose too (faces() unchanged)
 
 
 def _key(kind: str, params: dict) -> str:

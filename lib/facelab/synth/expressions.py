@@ -102,6 +102,9 @@ other classes, and at 9.4 and 7.7 deg for the engine's; now 12.4 and 12.1. The s
 read the same 700 sad faces at 0.42 -> 0.43 (0.45 at x1.6), every draw up or level. Stored table,
 critics unchanged: held-out r->s 0.656 (synth-9 0.655), sad 0.314 (0.303; still read as neutral
 57 %); synth->real 0.353 (0.353; its disgust 0.21 -> 0.27, happy 0.66 -> 0.68, neutral 0.46 -> 0.43).
+synth-11 (session 20) draws every face of ``generators.faces`` exactly as synth-10 did and gives the
+crowds of ``generators.scenes`` the same head position (:func:`head_pose`, one step for both): a sad
+face in notebook 01's scenes now looks down too.
 
 Compound expressions (Du, Tao & Martinez 2014, PNAS, prototypical AUs):
 
@@ -203,6 +206,25 @@ def prototype(name: str) -> np.ndarray:
 PROTOTYPES = np.stack([prototype(e) for e in ALL_EXPRESSIONS])  # (18, 20)
 HEAD_POSE_VEC = np.array([HEAD_POSE.get(e, (0.0, 0.0, 0.0)) for e in ALL_EXPRESSIONS], np.float32)
 HEAD_TILT_VEC = np.array([HEAD_TILT.get(e, 1.0) for e in ALL_EXPRESSIONS], np.float32)
+
+
+def head_pose(pose: np.ndarray, labels: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The head position that goes with each face's expression, on top of its random ``pose``
+    (n, 3) pitch, yaw, roll radians: the roll widened by :data:`HEAD_TILT`, then
+    :data:`HEAD_POSE` added at the face's intensity ``k`` (n,). Every generator that draws
+    expressions calls this, so a sad face looks down alone or in a crowd. ``labels`` < 0
+    (explicit AUs, no expression) keep their pose. Returns a new array."""
+    pose, labels = np.asarray(pose, np.float32), np.asarray(labels)
+    if pose.shape != (len(labels), 3) or np.shape(k) != (len(labels),):
+        raise ValueError(f"head_pose: expected pose (n, 3), labels (n,) and k (n,), got {pose.shape}, "
+                         f"{labels.shape} and {np.shape(k)}")
+    known = labels >= 0
+    ids = np.where(known, labels, 0)
+    tilt = np.where(known, HEAD_TILT_VEC[ids], 1.0).astype(np.float32)
+    offset = np.where(known[:, None], HEAD_POSE_VEC[ids] * np.asarray(k, np.float32)[:, None], 0.0)
+    out = pose.copy()
+    out[:, 2] *= tilt
+    return (out + offset).astype(np.float32)
 
 
 def resolve(expressions) -> np.ndarray:

@@ -172,9 +172,7 @@ def faces(n: int, size: int = 112, expressions=None, seed: int = 0, *, pose_rang
     if len(ident["shape"]) != n:
         raise ValueError(f"identities holds {len(ident['shape'])} identities, expected n={n}")
     pose = _sample_pose(rng, n, np.asarray(pose_range, np.float32), pose_dist)
-    if aus is None:  # the head position that goes with the expression (FACS head codes)
-        pose[:, 2] *= E.HEAD_TILT_VEC[labels]
-        pose = pose + E.HEAD_POSE_VEC[labels] * k[:, None]
+    pose = E.head_pose(pose, labels, k)  # the head position that goes with the expression (FACS head codes)
     frac = rng.uniform(*face_scale, n)
     scale = (frac * size / 175.0).astype(np.float32)
     center = (size / 2 + (np.asarray(center_offset, np.float32) + rng.uniform(-0.04, 0.04, (n, 2))) * size
@@ -217,12 +215,14 @@ def _render_chunks(meshes, ident, pose, scale, center, light, bg_ids, size, supe
 @dataclass
 class SceneBatch:
     """Images with 0..max_faces faces each. ``boxes[i]`` is (k_i, 4) x1, y1, x2, y2 pixels,
-    ``labels[i]`` (k_i,) expression ids, ``landmarks68[i]`` (k_i, 68, 2)."""
+    ``labels[i]`` (k_i,) expression ids, ``landmarks68[i]`` (k_i, 68, 2), ``poses[i]`` (k_i, 3)
+    pitch, yaw, roll radians (the expression's head position included, as in :func:`faces`)."""
 
     images: np.ndarray
     boxes: list
     labels: list
     landmarks68: list
+    poses: list
     meta: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -265,16 +265,17 @@ def scenes(n: int, size=160, max_faces: int = 4, seed: int = 0, *, min_faces: in
     scale = np.take_along_axis(scale, order, 1)
     center = np.take_along_axis(center, order[..., None], 1)
     labels = pool[rng.integers(0, len(pool), (n, slots))]
-    right, left, _, _ = E.sample_aus(labels.reshape(-1), rng)
+    right, left, _, k = E.sample_aus(labels.reshape(-1), rng)
     ident = I.sample_identities(n * slots, rng)
     pose = _sample_pose(rng, n * slots, np.asarray(pose_range, np.float32), "uniform")
+    pose = E.head_pose(pose, labels.reshape(-1), k)  # as in faces(): a sad face looks down here too
     light = _light(n * slots, rng)
     bg_ids = _background_ids(backgrounds, n, rng)
     bg_rng = np.random.default_rng(int(rng.integers(0, 2**63)))
     meshes = G.face_meshes(right, left, ident["shape"]).reshape(n, slots, G.N, 3)
     pose, light = pose.reshape(n, slots, 3), light.reshape(n, slots, 4)
     s = supersample
-    images, out_boxes, out_labels, out_lm = [], [], [], []
+    images, out_boxes, out_labels, out_lm, out_pose = [], [], [], [], []
     with torch.inference_mode(), single_thread():
         for a in range(0, n, batch_size):
             sl = np.arange(a, min(n, a + batch_size))
@@ -298,5 +299,6 @@ def scenes(n: int, size=160, max_faces: int = 4, seed: int = 0, *, min_faces: in
                 out_boxes.append(bx.astype(np.float32))
                 out_labels.append(labels[i][present].astype(np.int64))
                 out_lm.append(lms[:, _mesh.MESH68].astype(np.float32))
+                out_pose.append(pose[i][present].astype(np.float32))
     return SceneBatch(images=np.concatenate(images), boxes=out_boxes, labels=out_labels, landmarks68=out_lm,
-                      meta={"seed": seed, "size": hw})
+                      poses=out_pose, meta={"seed": seed, "size": hw})

@@ -103,6 +103,35 @@ def synthetic_fer(n: int, seed: int = 0, size: int = 48, **kw) -> tuple[np.ndarr
     return np.clip(grey + 0.5, 0, 255).astype(np.uint8), b.label.astype(np.int64)
 
 
+#: :func:`faces_fingerprint`'s draw: faces (8 per class), seed, and the block size of its means.
+FINGERPRINT_FACES, FINGERPRINT_SEED, FINGERPRINT_BLOCK = 56, 0, 16
+
+
+def faces_fingerprint(n: int = FINGERPRINT_FACES, seed: int = FINGERPRINT_SEED, block: int = FINGERPRINT_BLOCK) -> str:
+    """Which faces the engine draws now, as one line of numbers: the mean grey level of each
+    ``block`` x ``block`` block of ``n`` :func:`synthetic_fer` faces (seed ``seed``; 3 x 3 blocks
+    of each 48 px face), to 0.01. A stored table records it (``config["faces_fingerprint"]``), so a
+    later engine version whose faces are the same (one that only changes
+    :func:`~facelab.synth.generators.scenes`, say) can show that the table still describes it, and
+    one whose faces differ cannot pass for it (:func:`same_faces`). Block means, not a hash:
+    another CPU's vector unit may round a few pixels by a grey level, which moves a 256-pixel mean
+    by about 0.01. synth-9's sad head roll against synth-10's moves blocks by up to 11.8 levels."""
+    x, _ = synthetic_fer(n, seed=seed)
+    k = x.shape[1] // block
+    means = x[:, :k * block, :k * block].astype(np.float64).reshape(n, k, block, k, block).mean((2, 4))
+    return " ".join(f"{v:.2f}" for v in means.reshape(-1))
+
+
+def same_faces(stored: str | None, current: str | None = None, tol: float = 1.0) -> bool:
+    """Whether a stored :func:`faces_fingerprint` is the engine's current one (every block within
+    ``tol`` grey levels; ``current``: a fresh fingerprint by default). A missing one is not."""
+    if not stored:
+        return False
+    a = np.array(stored.split(), float)
+    b = np.array((faces_fingerprint() if current is None else current).split(), float)
+    return a.shape == b.shape and float(np.abs(a - b).max()) <= tol
+
+
 def _fer_root(data_root: str | os.PathLike | None) -> str | os.PathLike:
     """``data_root`` or ``$FACELAB_DATA``: the folder holding ``fer2013/``."""
     root = data_root or os.environ.get("FACELAB_DATA")
@@ -772,7 +801,8 @@ def run(data_root: str | os.PathLike | None = None, real_per_class: int | None =
         log(f"synthetic model: {t3 - t2:.0f} s")
     res["seconds"] = {"data": t1 - t0, "critics": t2 - t1, "synth_model": t3 - t2}
     from .datasets import CACHE_VERSION
-    res["config"] = {"engine": CACHE_VERSION, "critics": {c[0]: f"{c[1]}@{c[2]}({sizes[c[0]]}),{c[4]}" for c in critics},
+    res["config"] = {"engine": CACHE_VERSION, "faces_fingerprint": faces_fingerprint(),
+                     "critics": {c[0]: f"{c[1]}@{c[2]}({sizes[c[0]]}),{c[4]}" for c in critics},
                      "critic_fingerprints": prints,
                      "synth_train": n_synth, "synth_test": len(yst), "real_test": len(yp),
                      "epochs": epochs, "width": width, "seed": seed, "shuffle_labels": shuffle_labels,
@@ -958,7 +988,8 @@ def main(argv: list[str] | None = None) -> None:
         if a.json:
             from .datasets import CACHE_VERSION
             keep = ("balanced_accuracy", "per_class", "n", "fingerprint")
-            out = {"config": {"read": a.read, "synth_test": a.synth_test, "seed": a.seed, "engine": CACHE_VERSION},
+            out = {"config": {"read": a.read, "synth_test": a.synth_test, "seed": a.seed, "engine": CACHE_VERSION,
+                              "faces_fingerprint": faces_fingerprint()},
                    "reads": {k: {kk: r[kk] for kk in keep} for k, r in reads.items()}}
             atomic_write_bytes(a.json, json.dumps(out, indent=1).encode())
         return
