@@ -847,6 +847,9 @@ report.metric("ss2d_sequence_routes", len(ORDER_NAMES))
 # cues; seeds 0-2, `--caps default`, 3 runs, 2026-12-07): every check held; FER-YOLO-Mamba mAP
 # 0.178-0.229, face AP 0.745-0.955; the CSP baseline mAP 0.055-0.241, face AP 0.775-0.909 (synth-7:
 # 0.109-0.323 and 0.117-0.172).
+# On synth-11 (session 20: the scenes' faces take their expression's head position, a sad face looks
+# down; seeds 0-2, `--caps default`, 2026-12-07, AMD EPYC): every check held; FER-YOLO-Mamba mAP
+# 0.183-0.289, face AP 0.717-0.904; the CSP baseline mAP 0.066-0.289, face AP 0.763-0.906.
 
 # %%
 first = {k: h.epochs["loss"][0] for k, h in histories.items()}
