@@ -523,6 +523,28 @@ def test_critic_subset_draws_a_seeded_part_of_the_split(tmp_path, write_noise_fe
         _critic("w", "plain", "publictest", 3, {**cfg, "subset": 15}, tmp_path, None, quiet)
 
 
+def test_train_critics_in_workers_makes_the_critics_one_process_makes(tmp_path, write_noise_fer2013):
+    """Members trained in parallel worker processes (``train_critics``) are the ones ``load_critics``
+    trains one after another: same cache files, same weights; a cached member is not trained again,
+    and no cache folder is refused by name."""
+    from facelab.synth.realism import critic_fingerprint, load_critics, train_critics
+
+    write_noise_fer2013(tmp_path, "publictest", 2, seed=3)
+    cfg = {"width": 4, "epochs": 1, "pool": 2, "per_class": None}
+    specs = (("p", "plain", "publictest", 7, {**cfg, "members": 2}), ("q", "small", "publictest", 2, {**cfg, "subset": 9}))
+    quiet = lambda *_: None  # noqa: E731
+    done = train_critics(specs, tmp_path, tmp_path / "par", jobs=2, log=quiet)
+    assert sorted((n, s) for n, s, _ in done) == [("p", 7), ("p", 8), ("q", 2)]
+    serial = load_critics(tmp_path, tmp_path / "seq", critics=specs)
+    assert sorted(p.name for p in (tmp_path / "par").iterdir()) == sorted(p.name for p in (tmp_path / "seq").iterdir())
+    parallel = load_critics(tmp_path, tmp_path / "par", critics=specs)
+    for name in ("p", "q"):
+        assert critic_fingerprint(parallel[name]) == critic_fingerprint(serial[name]), name
+    assert train_critics(specs, tmp_path, tmp_path / "par", jobs=2, log=quiet) == []
+    with pytest.raises(ValueError, match="a critic cache folder is needed"):
+        train_critics(specs, tmp_path, None)
+
+
 def test_soften_blurs_a_seeded_part_of_the_faces_and_keeps_the_rest():
     """``soften`` blurs each face by its own seeded sigma: faces drawn above 0.5 px lose a fifth of
     their edge energy or more, none gains any, those under 0.2 px come back untouched; the same seed repeats exactly; sigma 0 is the identity."""

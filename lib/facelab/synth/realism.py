@@ -35,7 +35,9 @@ a train subset -- learning from publictest only caps it. The earlier 24 px criti
 returns them; :data:`RESULTS` holds the last stored run (shown by notebook 00).
 ``--framing N`` instead compares the framing of N FER2013 train faces per class with 7N engine
 faces by landmarks alone (:func:`landmark_framing`, no network trained); ``--tilt N`` the head
-roll per class (:func:`head_roll_by_class`).
+roll per class (:func:`head_roll_by_class`). ``--train-critics all --jobs 2 --critic-cache DIR``
+only trains every critic the stored files need (:func:`train_critics`, in parallel processes): on a
+new machine, start it first.
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cache import atomic_write_bytes
+from ..cache import atomic_write, atomic_write_bytes
 from ..config import BASIC7, torch_threads
 
 #: Stored results of the CLI (derived numbers only), shown by notebook 00.
@@ -577,12 +579,13 @@ class ProbabilityEnsemble(torch.nn.Module):
         return torch.log(p.clamp(min=1e-12))
 
 
-def _critic(name, arch, split, seed, cfg, root, cache, log):
+def _critic(name, arch, split, seed, cfg, root, cache, log, only: int | None = None):
     """The critic ``name`` (trained, or loaded from ``cache``) and the size of its training split.
     ``cfg["members"]`` > 1: that many critics with seeds ``seed``, ``seed + 1``, ... read as one
     (:class:`ProbabilityEnsemble`); member k's cache key is the one a single critic of seed
     ``seed + k`` would have. ``cfg["subset"]``: train on that many images of the split, a random
-    draw seeded by ``seed`` that all members share (part of the cache key)."""
+    draw seeded by ``seed`` that all members share (part of the cache key). ``only``: make just
+    the member of that seed and return it alone (:func:`train_critics` gives each member a process)."""
     width, epochs, pool, per_class = cfg["width"], cfg["epochs"], cfg["pool"], cfg["per_class"]
     augment = cfg.get("augment", "shift")
     xr, yr = fer2013_arrays(root, split, per_class, seed)
@@ -593,11 +596,8 @@ def _critic(name, arch, split, seed, cfg, root, cache, log):
         keep = np.sort(np.random.default_rng(seed).permutation(len(yr))[:cfg["subset"]])
         xr, yr = xr[keep], yr[keep]
     members = []
-    for s in range(seed, seed + cfg.get("members", 1)):
-        key = f"{name}-{arch}-{split}-{per_class}-{epochs}-{width}-{s}-pool{pool}"
-        key += f"-sub{cfg['subset']}" if cfg.get("subset") else ""
-        key += ".pt" if augment == "shift" else f"-{augment}.pt"  # keys of the first critics unchanged
-        path = Path(cache) / key if cache else None
+    for s in _member_seeds(seed, cfg) if only is None else [only]:
+        path = _member_path(cache, name, arch, split, s, cfg)
         if path is not None and path.exists():
             model = make_classifier(arch, width, pool)
             model.load_state_dict(torch.load(path, map_location="cpu"))
@@ -607,11 +607,59 @@ def _critic(name, arch, split, seed, cfg, root, cache, log):
             model = train_classifier(xr, yr, epochs, width, seed=s, arch=arch, pool=pool, augment=augment)
             log(f"critic {name}: {arch} on FER2013 {split} ({len(yr)} images, seed {s}), "
                 f"{time.perf_counter() - t:.0f} s")
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(model.state_dict(), path)
+            if path is not None:  # a killed run leaves no half-written critic for the next one to load
+                atomic_write(path, lambda f, m=model: torch.save(m.state_dict(), f))
         members.append(model.eval())
     return (members[0] if len(members) == 1 else ProbabilityEnsemble(members).eval()), len(yr)
+
+
+def _member_seeds(seed: int, cfg: dict) -> range:
+    return range(seed, seed + cfg.get("members", 1))
+
+
+def _member_path(cache, name, arch, split, s, cfg) -> Path | None:
+    """Where one critic member of seed ``s`` is cached (None: no cache)."""
+    if not cache:
+        return None
+    key = f"{name}-{arch}-{split}-{cfg['per_class']}-{cfg['epochs']}-{cfg['width']}-{s}-pool{cfg['pool']}"
+    key += f"-sub{cfg['subset']}" if cfg.get("subset") else ""
+    augment = cfg.get("augment", "shift")
+    key += ".pt" if augment == "shift" else f"-{augment}.pt"  # keys of the first critics unchanged
+    return Path(cache) / key
+
+
+def _train_member(job) -> tuple[str, int, float]:
+    """One critic member in a worker process, on one torch thread (as :func:`run` trains them)."""
+    spec, s, root, cache = job
+    t = time.perf_counter()
+    with torch_threads(1):
+        _critic(*spec, root, cache, lambda *_: None, only=s)
+    return spec[0], s, time.perf_counter() - t
+
+
+def train_critics(critics, data_root=None, cache=None, jobs: int = 2, log=print) -> list[tuple[str, int, float]]:
+    """Train every member of ``critics`` that ``cache`` lacks, ``jobs`` at a time in worker
+    processes, each on one thread: the same weights as training them one after another (each
+    member depends only on its seed and data), in about 1/``jobs`` of the time. A new machine
+    starts with no critics, and :data:`READ_SETS` ``["all"]`` (:data:`CRITICS` among them) holds
+    25 members (hours of CPU), so a session that will rerun the stored files starts this first
+    (``--train-critics all --jobs 2``). Returns (name, seed, seconds) of each member trained."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    if not cache:
+        raise ValueError("train_critics: a critic cache folder is needed (where else would the critics go?)")
+    root = _fer_root(data_root)
+    todo = [(c, s, root, str(cache)) for c in critics for s in _member_seeds(c[3], c[4])
+            if not _member_path(cache, c[0], c[1], c[2], s, c[4]).exists()]
+    log(f"{len(todo)} critic members to train ({jobs} at a time)")
+    done = []
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as ex:
+        for fut in as_completed([ex.submit(_train_member, job) for job in todo]):
+            name, s, sec = fut.result()
+            log(f"critic {name} seed {s}: {sec:.0f} s ({len(done) + 1}/{len(todo)})")
+            done.append((name, s, sec))
+    return done
 
 
 def critic_fingerprint(model: torch.nn.Module) -> str:
@@ -977,11 +1025,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--read", default=None, choices=sorted(READ_SETS),
                     help="only read the engine test faces with these critics (tuning, weak or all of them "
                          "with the held-out one) and print each one's per-class recall")
+    ap.add_argument("--train-critics", default=None, choices=sorted(READ_SETS),
+                    help="only train (into --critic-cache) every critic of this read set and the two of the "
+                         "stored table, --jobs at a time; a later run or --read loads them")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes for --train-critics (one thread each)")
     a = ap.parse_args(argv)
     try:
         _fer_root(a.data)
     except RuntimeError as e:
         raise SystemExit(f"python -m facelab.synth.realism: {e}") from None
+    if a.train_critics:
+        if not a.critic_cache:
+            raise SystemExit("python -m facelab.synth.realism: --train-critics needs --critic-cache DIR")
+        specs = {c[0]: c for c in CRITICS + READ_SETS[a.train_critics]}
+        train_critics(tuple(specs.values()), a.data, a.critic_cache, a.jobs)
+        return
     if a.read:
         reads = read_critics(READ_SETS[a.read], a.data, a.synth_test, a.seed, a.critic_cache)
         print(format_reads(reads))
